@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The project's whole check, as CI runs it: format, lints, then every test.
+# Works on a fresh Debian/Ubuntu machine with a Rust toolchain; installs what the tests
+# need when it runs as root (CI) and says what is missing otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use: python3-venv for the API example test.
+packages=(python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "note: missing Debian packages ${missing[*]}; install them with: sudo apt-get install ${missing[*]}" >&2
+  fi
+fi
+
+# Python with requests and Pillow, for the test that runs the API documentation's example.
+if python3 -m venv .venv >/dev/null 2>&1 && .venv/bin/pip install -q requests pillow numpy opencv-python-headless >/dev/null 2>&1; then
+  export AICUT_TEST_PYTHON="$PWD/.venv/bin/python"
+else
+  echo "note: could not set up .venv with requests; the Python example test will be skipped" >&2
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --locked --all-targets

@@ -1,0 +1,107 @@
+//! Engines that run in this process: a [`Model`] behind a [`SessionStore`].
+//!
+//! A model splits its work the way the contract does: `prepare` once per image (run on a
+//! blocking thread, it may take a second), then `segment` per prompt (cheap). The built-in
+//! engine and SAM-family models are both models; `LocalEngine` gives them the contract.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use image::RgbImage;
+
+use super::store::{SessionStore, StoreConfig};
+use super::{AlphaMask, Engine, EngineError, Prompt, SessionId};
+use crate::imageio::LoadedImage;
+
+/// Per-image precomputation of a model.
+pub trait Prepared: Send + Sync {
+    /// The mask for every dot so far, at the image's full resolution.
+    fn segment(&self, prompt: &Prompt) -> Result<AlphaMask, EngineError>;
+    /// Approximate heap bytes held, for the store's memory cap.
+    fn heap_bytes(&self) -> usize;
+}
+
+/// A segmentation method that needs no server.
+pub trait Model: Send + Sync {
+    fn name(&self) -> String;
+    fn prepare(&self, image: &RgbImage) -> Result<Box<dyn Prepared>, EngineError>;
+}
+
+/// What a local session keeps: the image (for cut-outs and validation) and the model's state.
+pub struct LocalSession {
+    pub image: Arc<LoadedImage>,
+    pub prepared: Box<dyn Prepared>,
+}
+
+/// The contract over a local model.
+pub struct LocalEngine {
+    model: Arc<dyn Model>,
+    sessions: Arc<SessionStore<LocalSession>>,
+}
+
+impl LocalEngine {
+    pub fn new(model: Arc<dyn Model>, config: StoreConfig) -> Self {
+        LocalEngine {
+            model,
+            sessions: Arc::new(SessionStore::new(config)),
+        }
+    }
+
+    pub fn with_store(model: Arc<dyn Model>, sessions: Arc<SessionStore<LocalSession>>) -> Self {
+        LocalEngine { model, sessions }
+    }
+
+    pub fn sessions(&self) -> &Arc<SessionStore<LocalSession>> {
+        &self.sessions
+    }
+
+    /// The image a session was initialized with (the server composes cut-outs from it).
+    pub fn session_image(&self, id: &SessionId) -> Result<Arc<LoadedImage>, EngineError> {
+        Ok(self.sessions.require(id)?.image.clone())
+    }
+}
+
+/// Runs CPU-heavy work off the async threads; a panic inside becomes an engine error.
+async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> Result<R, EngineError> + Send + 'static,
+) -> Result<R, EngineError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(EngineError::Engine(format!("internal failure: {e}"))),
+    }
+}
+
+#[async_trait]
+impl Engine for LocalEngine {
+    fn name(&self) -> String {
+        self.model.name()
+    }
+
+    async fn initialize(&self, image: Arc<LoadedImage>) -> Result<SessionId, EngineError> {
+        let model = self.model.clone();
+        let sessions = self.sessions.clone();
+        blocking(move || {
+            let rgb = image.to_rgb();
+            let prepared = model.prepare(&rgb)?;
+            let bytes = prepared.heap_bytes() + image.heap_bytes();
+            sessions.insert(LocalSession { image, prepared }, bytes)
+        })
+        .await
+    }
+
+    async fn segment(
+        &self,
+        session: &SessionId,
+        prompt: &Prompt,
+        _request_number: u64,
+    ) -> Result<AlphaMask, EngineError> {
+        let s = self.sessions.require(session)?;
+        prompt.validate(s.image.width(), s.image.height())?;
+        let prompt = prompt.clone();
+        blocking(move || s.prepared.segment(&prompt)).await
+    }
+
+    async fn close(&self, session: &SessionId) {
+        self.sessions.remove(session);
+    }
+}

@@ -1,0 +1,122 @@
+//! The engine contract: the AI Cut API's two calls as Rust types.
+//!
+//! `initialize` takes an image once (the expensive step) and returns a session id;
+//! `segment` takes every dot placed so far and returns an alpha mask at the image's full
+//! resolution. Dots and masks live in the canonical pixel grid: the decoded image with its
+//! EXIF orientation applied, i.e. what the user sees. Editor, CLI and server talk to an
+//! `Arc<dyn Engine>` and never know which engine is behind it.
+
+pub mod builtin;
+mod error;
+pub mod local;
+pub mod remote;
+pub mod store;
+
+pub use error::EngineError;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use image::GrayImage;
+use serde::{Deserialize, Serialize};
+
+use crate::imageio::LoadedImage;
+
+/// A point in image pixels, measured from the top-left corner of the oriented image.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Dot {
+    pub x: f64,
+    pub y: f64,
+}
+
+impl Dot {
+    pub fn new(x: f64, y: f64) -> Self {
+        Dot { x, y }
+    }
+
+    /// Inside an image of `width` x `height` pixels (the right and bottom edges excluded).
+    pub fn is_inside(&self, width: u32, height: u32) -> bool {
+        self.x.is_finite()
+            && self.y.is_finite()
+            && self.x >= 0.0
+            && self.y >= 0.0
+            && self.x < width as f64
+            && self.y < height as f64
+    }
+}
+
+/// Every dot placed so far. The contract always sends all of them, never a delta.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Prompt {
+    pub green: Vec<Dot>,
+    pub red: Vec<Dot>,
+}
+
+impl Prompt {
+    pub fn is_empty(&self) -> bool {
+        self.green.is_empty() && self.red.is_empty()
+    }
+
+    /// Checks the rules every engine shares: at least one green dot, all dots inside.
+    pub fn validate(&self, width: u32, height: u32) -> Result<(), EngineError> {
+        if self.green.is_empty() {
+            return Err(EngineError::BadRequest(
+                "at least one green (include) dot is needed".into(),
+            ));
+        }
+        for (kind, dots) in [("green", &self.green), ("red", &self.red)] {
+            if let Some(d) = dots.iter().find(|d| !d.is_inside(width, height)) {
+                return Err(EngineError::BadRequest(format!(
+                    "{kind} dot ({}, {}) is outside the {width}x{height} image",
+                    d.x, d.y
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The session id the AI Cut API calls `unique_filename`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SessionId(pub String);
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An alpha mask at the image's full resolution: 255 selected, 0 not, soft in between.
+pub type AlphaMask = GrayImage;
+
+/// The contract every engine fulfils.
+#[async_trait]
+pub trait Engine: Send + Sync {
+    /// A short name for status bars and logs ("built-in", "AI Cut API", ...).
+    fn name(&self) -> String;
+
+    /// Uploads or prepares the image once; returns the session to segment against.
+    async fn initialize(&self, image: Arc<LoadedImage>) -> Result<SessionId, EngineError>;
+
+    /// Segments with every dot so far. `request_number` increases with each call of a
+    /// session; engines that talk to a server pass it on, local ones may ignore it.
+    async fn segment(
+        &self,
+        session: &SessionId,
+        prompt: &Prompt,
+        request_number: u64,
+    ) -> Result<AlphaMask, EngineError>;
+
+    /// Frees a session early (e.g. the image was closed). Unknown ids are ignored.
+    async fn close(&self, _session: &SessionId) {}
+}
+
+/// Which engine a front door should use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+pub enum EngineKind {
+    /// The built-in engine: no model weights, no network. The default.
+    #[default]
+    Builtin,
+    /// The hosted AI Cut service (needs an API key).
+    Api,
+}

@@ -1,0 +1,12 @@
+//! aicut: point-based cut-outs.
+//!
+//! The crate is organised by concern: [`engine`] holds the AI Cut contract and the engines
+//! behind it, [`imageio`] decoding and saving, [`cut`] the headless cut-out used by the
+//! CLI. The binary in `main.rs` is only argument parsing.
+
+pub mod cut;
+pub mod engine;
+pub mod imageio;
+pub mod server;
+pub mod wire;
+pub mod worker;

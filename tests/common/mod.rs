@@ -1,0 +1,113 @@
+//! Synthetic images shared by the integration tests: generated, never downloaded.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use image::{GrayImage, Luma, Rgb, RgbImage};
+
+/// A tiny deterministic PRNG (xorshift) so textures are the same on every run.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.max(1))
+    }
+    pub fn next_u32(&mut self) -> u32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 32) as u32
+    }
+    /// Uniform in [-amp, amp].
+    pub fn jitter(&mut self, amp: i32) -> i32 {
+        (self.next_u32() % (2 * amp as u32 + 1)) as i32 - amp
+    }
+}
+
+fn clamp8(v: i32) -> u8 {
+    v.clamp(0, 255) as u8
+}
+
+/// A busy, multi-coloured background: blotches of green/brown/grey plus pixel noise.
+pub fn textured_background(w: u32, h: u32, seed: u64) -> RgbImage {
+    let mut rng = Rng::new(seed);
+    let palette = [
+        [70, 110, 60],
+        [120, 100, 70],
+        [90, 90, 95],
+        [60, 80, 50],
+        [140, 130, 110],
+    ];
+    let cell = 12;
+    let cols = w.div_ceil(cell);
+    let rows = h.div_ceil(cell);
+    let cells: Vec<[i32; 3]> = (0..cols * rows)
+        .map(|_| palette[(rng.next_u32() % palette.len() as u32) as usize])
+        .collect();
+    RgbImage::from_fn(w, h, |x, y| {
+        let c = cells[((y / cell) * cols + x / cell) as usize];
+        Rgb([
+            clamp8(c[0] + rng.jitter(18)),
+            clamp8(c[1] + rng.jitter(18)),
+            clamp8(c[2] + rng.jitter(18)),
+        ])
+    })
+}
+
+/// Paints `color` (with light noise) wherever `inside(x, y)` holds; returns the true mask.
+pub fn paint(
+    img: &mut RgbImage,
+    color: [i32; 3],
+    seed: u64,
+    inside: impl Fn(f64, f64) -> bool,
+) -> GrayImage {
+    let mut rng = Rng::new(seed);
+    let mut mask = GrayImage::new(img.width(), img.height());
+    for (x, y, px) in img.enumerate_pixels_mut() {
+        if inside(x as f64 + 0.5, y as f64 + 0.5) {
+            *px = Rgb([
+                clamp8(color[0] + rng.jitter(10)),
+                clamp8(color[1] + rng.jitter(10)),
+                clamp8(color[2] + rng.jitter(10)),
+            ]);
+            mask.put_pixel(x, y, Luma([255]));
+        }
+    }
+    mask
+}
+
+/// IoU of two masks thresholded at half.
+pub fn iou(a: &GrayImage, b: &GrayImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let (mut inter, mut union) = (0u64, 0u64);
+    for (p, q) in a.pixels().zip(b.pixels()) {
+        let (p, q) = (p.0[0] >= 128, q.0[0] >= 128);
+        inter += (p && q) as u64;
+        union += (p || q) as u64;
+    }
+    if union == 0 {
+        1.0
+    } else {
+        inter as f64 / union as f64
+    }
+}
+
+/// A red star-ish blob (not a disc, so a disc around the click would fail) on texture.
+pub fn blob_scene(w: u32, h: u32) -> (RgbImage, GrayImage, (f64, f64)) {
+    let mut img = textured_background(w, h, 7);
+    let (cx, cy) = (w as f64 * 0.5, h as f64 * 0.5);
+    let r = w.min(h) as f64 * 0.3;
+    let mask = paint(&mut img, [200, 40, 45], 11, |x, y| {
+        let (dx, dy) = (x - cx, y - cy);
+        let a = dy.atan2(dx);
+        let radius = r * (0.75 + 0.25 * (3.0 * a).cos());
+        (dx * dx + dy * dy).sqrt() < radius
+    });
+    (img, mask, (cx, cy))
+}
+
+/// PNG bytes of an image.
+pub fn png_bytes(img: &RgbImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}

@@ -1,0 +1,248 @@
+//! Decoding through the real decoders: orientation, formats, and hostile files.
+
+use std::io::Cursor;
+
+use aicut::imageio::{self, DecodeLimits, ImageLoadError};
+use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::PngEncoder;
+use image::imageops;
+use image::{DynamicImage, ImageEncoder, ImageFormat, Rgb, RgbImage};
+
+/// A 24x16 picture of four flat, distinct quadrants: any flip or turn changes it.
+fn reference() -> RgbImage {
+    RgbImage::from_fn(24, 16, |x, y| match (x < 12, y < 8) {
+        (true, true) => Rgb([230, 20, 20]),
+        (false, true) => Rgb([20, 200, 30]),
+        (true, false) => Rgb([30, 40, 220]),
+        (false, false) => Rgb([240, 240, 30]),
+    })
+}
+
+/// The stored pixels that EXIF `orientation` turns into `displayed`.
+fn stored_for(displayed: &RgbImage, orientation: u16) -> RgbImage {
+    let transpose = |p: &RgbImage| imageops::flip_horizontal(&imageops::rotate90(p));
+    match orientation {
+        1 => displayed.clone(),
+        2 => imageops::flip_horizontal(displayed),
+        3 => imageops::rotate180(displayed),
+        4 => imageops::flip_vertical(displayed),
+        5 => transpose(displayed),
+        6 => imageops::rotate270(displayed),
+        7 => imageops::rotate180(&transpose(displayed)),
+        8 => imageops::rotate90(displayed),
+        _ => unreachable!(),
+    }
+}
+
+/// A minimal little-endian TIFF/Exif block holding only the orientation tag.
+fn exif_with_orientation(o: u16) -> Vec<u8> {
+    let mut v = b"II*\0".to_vec();
+    v.extend_from_slice(&8u32.to_le_bytes()); // first IFD at offset 8
+    v.extend_from_slice(&1u16.to_le_bytes()); // one entry
+    v.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+    v.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+    v.extend_from_slice(&1u32.to_le_bytes()); // count
+    v.extend_from_slice(&o.to_le_bytes());
+    v.extend_from_slice(&[0, 0]);
+    v.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+    v
+}
+
+fn encode(img: &RgbImage, format: ImageFormat, orientation: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    let exif = exif_with_orientation(orientation);
+    match format {
+        ImageFormat::Png => {
+            let mut enc = PngEncoder::new(&mut out);
+            enc.set_exif_metadata(exif).unwrap();
+            enc.write_image(
+                img.as_raw(),
+                img.width(),
+                img.height(),
+                image::ExtendedColorType::Rgb8,
+            )
+            .unwrap();
+        }
+        ImageFormat::Jpeg => {
+            let mut enc = JpegEncoder::new_with_quality(&mut out, 100);
+            enc.set_exif_metadata(exif).unwrap();
+            enc.write_image(
+                img.as_raw(),
+                img.width(),
+                img.height(),
+                image::ExtendedColorType::Rgb8,
+            )
+            .unwrap();
+        }
+        _ => unreachable!(),
+    }
+    out
+}
+
+fn max_channel_diff(a: &image::RgbaImage, b: &RgbImage) -> u8 {
+    a.pixels()
+        .zip(b.pixels())
+        .flat_map(|(p, q)| (0..3).map(move |c| p.0[c].abs_diff(q.0[c])))
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn all_eight_exif_orientations_decode_to_the_same_grid() {
+    let want = reference();
+    for (format, tolerance) in [(ImageFormat::Png, 0u8), (ImageFormat::Jpeg, 40)] {
+        for o in 1..=8u16 {
+            let stored = stored_for(&want, o);
+            if o >= 5 {
+                assert_eq!(
+                    stored.dimensions(),
+                    (16, 24),
+                    "orientations 5-8 store a turned image"
+                );
+            }
+            let bytes = encode(&stored, format, o);
+            let img = imageio::decode_bytes(bytes, "t", &DecodeLimits::default()).unwrap();
+            assert_eq!(
+                (img.width(), img.height()),
+                (24, 16),
+                "{format:?} orientation {o}"
+            );
+            assert_eq!(img.reoriented, o != 1);
+            let diff = max_channel_diff(img.pixels(), &want);
+            assert!(
+                diff <= tolerance,
+                "{format:?} orientation {o}: pixels differ by {diff}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_supported_format_decodes() {
+    let want = DynamicImage::ImageRgb8(reference());
+    for format in [
+        ImageFormat::Png,
+        ImageFormat::Jpeg,
+        ImageFormat::WebP,
+        ImageFormat::Bmp,
+        ImageFormat::Tiff,
+        ImageFormat::Gif,
+    ] {
+        let mut bytes = Vec::new();
+        let src = if format == ImageFormat::Gif {
+            DynamicImage::ImageRgba8(want.to_rgba8())
+        } else {
+            want.clone()
+        };
+        src.write_to(&mut Cursor::new(&mut bytes), format).unwrap();
+        let img = imageio::decode_bytes(bytes, "t", &DecodeLimits::default())
+            .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        assert_eq!(img.format, format);
+        assert_eq!((img.width(), img.height()), (24, 16));
+        let diff = max_channel_diff(img.pixels(), &reference());
+        assert!(diff <= 40, "{format:?} differs by {diff}");
+    }
+}
+
+/// CRC-32 (IEEE) for hand-made PNG chunks.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut v = (data.len() as u32).to_be_bytes().to_vec();
+    let mut body = kind.to_vec();
+    body.extend_from_slice(data);
+    v.extend_from_slice(&body);
+    v.extend_from_slice(&crc32(&body).to_be_bytes());
+    v
+}
+
+#[test]
+fn a_png_declaring_100000_square_pixels_is_refused_before_allocating() {
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]); // 8-bit RGBA
+    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    bytes.extend(png_chunk(b"IHDR", &ihdr));
+    bytes.extend(png_chunk(
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    ));
+    bytes.extend(png_chunk(b"IEND", &[]));
+    let err = imageio::decode_bytes(bytes, "bomb.png", &DecodeLimits::default()).unwrap_err();
+    assert!(matches!(err, ImageLoadError::TooLarge { .. }), "{err:?}");
+    assert!(err.to_string().contains("bomb.png"), "{err}");
+}
+
+#[test]
+fn truncated_files_are_errors_not_panics() {
+    for format in [ImageFormat::Png, ImageFormat::Jpeg] {
+        let full = encode(&reference(), format, 1);
+        let cut = full[..full.len() / 2].to_vec();
+        let err = imageio::decode_bytes(cut, "half", &DecodeLimits::default()).unwrap_err();
+        assert!(
+            matches!(err, ImageLoadError::Corrupt { .. }),
+            "{format:?}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn empty_and_text_files_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.jpg");
+    std::fs::write(&empty, b"").unwrap();
+    let err = imageio::load_file(&empty, &DecodeLimits::default()).unwrap_err();
+    assert!(matches!(err, ImageLoadError::Empty { .. }), "{err:?}");
+
+    let text = dir.path().join("notes.jpg");
+    std::fs::write(&text, b"this is a shopping list, not a photo\n").unwrap();
+    let err = imageio::load_file(&text, &DecodeLimits::default()).unwrap_err();
+    assert!(matches!(err, ImageLoadError::NotAnImage { .. }), "{err:?}");
+    assert!(err.to_string().contains("notes.jpg"));
+
+    let missing = dir.path().join("nope.png");
+    let err = imageio::load_file(&missing, &DecodeLimits::default()).unwrap_err();
+    assert!(matches!(err, ImageLoadError::Read { .. }), "{err:?}");
+}
+
+#[test]
+fn atomic_save_writes_whole_files_and_never_over_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("photo.png");
+    std::fs::write(&src, b"original").unwrap();
+    let err = imageio::save_atomic(&src, b"new", &[&src]).unwrap_err();
+    assert!(matches!(err, imageio::SaveError::WouldOverwriteSource(_)));
+    // The same file through another spelling of the path is still refused.
+    let sneaky = dir.path().join(".").join("photo.png");
+    assert!(imageio::save_atomic(&sneaky, b"new", &[&src]).is_err());
+    assert_eq!(std::fs::read(&src).unwrap(), b"original");
+
+    let out = imageio::default_output_path(&src);
+    assert_eq!(out.file_name().unwrap(), "photo-cutout.png");
+    imageio::save_atomic(&out, b"first", &[&src]).unwrap();
+    imageio::save_atomic(&out, b"second", &[&src]).unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), b"second");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left behind");
+
+    let err = imageio::save_atomic(&dir.path().join("no/such/dir/x.png"), b"x", &[]).unwrap_err();
+    assert!(err.to_string().contains("no/such/dir"), "{err}");
+}
