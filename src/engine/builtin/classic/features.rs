@@ -101,7 +101,7 @@ pub struct Grid {
 }
 
 impl Grid {
-    pub fn new(w: usize, h: usize, lab: &[[f32; 3]]) -> Grid {
+    pub fn new(w: usize, h: usize, lab: &[[f32; 3]], conn4: bool) -> Grid {
         let n = w * h;
         let mut start = Vec::with_capacity(n + 1);
         let mut head = Vec::with_capacity(n * 8);
@@ -112,6 +112,9 @@ impl Grid {
             for x in 0..w {
                 let p = y * w + x;
                 for (d, &(dx, dy)) in DIRS.iter().enumerate() {
+                    if conn4 && d % 2 == 1 {
+                        continue;
+                    }
                     let (nx, ny) = (x as i32 + dx, y as i32 + dy);
                     if nx < 0 || ny < 0 || nx >= w as i32 || ny >= h as i32 {
                         continue;

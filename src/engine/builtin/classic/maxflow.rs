@@ -28,18 +28,37 @@ impl Topology {
     }
 }
 
+/// Per-node search state, kept together for cache locality.
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    parent: u32,
+    ts: u32,
+    dist: u32,
+    tr_cap: f32,
+    is_sink: bool,
+    in_active: bool,
+}
+
+impl Default for Node {
+    fn default() -> Self {
+        Node {
+            parent: NONE,
+            ts: 0,
+            dist: 0,
+            tr_cap: 0.0,
+            is_sink: false,
+            in_active: false,
+        }
+    }
+}
+
 /// One max-flow problem on a shared topology.
 pub struct MaxFlow<'a> {
     topo: &'a Topology,
     /// Residual capacity per arc.
     pub r_cap: Vec<f32>,
     /// Terminal residual: >0 means capacity from source, <0 to sink.
-    tr_cap: Vec<f32>,
-    parent: Vec<u32>,
-    ts: Vec<u32>,
-    dist: Vec<u32>,
-    is_sink: Vec<bool>,
-    in_active: Vec<bool>,
+    nodes: Vec<Node>,
     active: std::collections::VecDeque<u32>,
     orphans: std::collections::VecDeque<u32>,
     time: u32,
@@ -54,12 +73,7 @@ impl<'a> MaxFlow<'a> {
         MaxFlow {
             topo,
             r_cap,
-            tr_cap: vec![0.0; n],
-            parent: vec![NONE; n],
-            ts: vec![0; n],
-            dist: vec![0; n],
-            is_sink: vec![false; n],
-            in_active: vec![false; n],
+            nodes: vec![Node::default(); n],
             active: Default::default(),
             orphans: Default::default(),
             time: 0,
@@ -72,20 +86,35 @@ impl<'a> MaxFlow<'a> {
     pub fn add_tweights(&mut self, i: usize, to_source: f32, to_sink: f32) {
         let mut cs = to_source;
         let mut ck = to_sink;
-        let d = self.tr_cap[i];
+        let d = self.nodes[i].tr_cap;
         if d > 0.0 {
             cs += d;
         } else {
             ck -= d;
         }
         self.flow += cs.min(ck) as f64;
-        self.tr_cap[i] = cs - ck;
+        self.nodes[i].tr_cap = cs - ck;
+    }
+
+    /// Prepares a second `run` after terminal capacities were changed with
+    /// [`MaxFlow::add_tweights`] (deltas): the residual graph keeps the flow
+    /// already found, only the search trees are rebuilt. Much cheaper than a
+    /// fresh solve when the unaries change moderately (GrabCut iterations).
+    pub fn restart(&mut self) {
+        for nd in self.nodes.iter_mut() {
+            nd.parent = NONE;
+            nd.in_active = false;
+            nd.ts = 0;
+        }
+        self.active.clear();
+        self.orphans.clear();
+        self.time += 1;
     }
 
     #[inline]
     fn set_active(&mut self, i: u32) {
-        if !self.in_active[i as usize] {
-            self.in_active[i as usize] = true;
+        if !self.nodes[i as usize].in_active {
+            self.nodes[i as usize].in_active = true;
             self.active.push_back(i);
         }
     }
@@ -97,8 +126,8 @@ impl<'a> MaxFlow<'a> {
 
     fn next_active(&mut self) -> Option<u32> {
         while let Some(i) = self.active.pop_front() {
-            self.in_active[i as usize] = false;
-            if self.parent[i as usize] != NONE {
+            self.nodes[i as usize].in_active = false;
+            if self.nodes[i as usize].parent != NONE {
                 return Some(i);
             }
         }
@@ -109,12 +138,12 @@ impl<'a> MaxFlow<'a> {
     pub fn run(&mut self) -> f64 {
         let n = self.topo.num_nodes();
         for i in 0..n {
-            let t = self.tr_cap[i];
+            let t = self.nodes[i].tr_cap;
             if t != 0.0 {
-                self.is_sink[i] = t < 0.0;
-                self.parent[i] = TERMINAL;
-                self.ts[i] = 0;
-                self.dist[i] = 1;
+                self.nodes[i].is_sink = t < 0.0;
+                self.nodes[i].parent = TERMINAL;
+                self.nodes[i].ts = 0;
+                self.nodes[i].dist = 1;
                 self.set_active(i as u32);
             }
         }
@@ -124,7 +153,7 @@ impl<'a> MaxFlow<'a> {
         let mut current: Option<u32> = None;
         loop {
             let i = match current {
-                Some(i) if self.parent[i as usize] != NONE => i,
+                Some(i) if self.nodes[i as usize].parent != NONE => i,
                 _ => match self.next_active() {
                     Some(i) => i,
                     None => break,
@@ -133,23 +162,25 @@ impl<'a> MaxFlow<'a> {
             current = None;
             let iu = i as usize;
             let mut found = NONE;
-            if !self.is_sink[iu] {
+            if !self.nodes[iu].is_sink {
                 for a in self.arcs(i) {
                     if self.r_cap[a] > 0.0 {
                         let j = head[a] as usize;
-                        if self.parent[j] == NONE {
-                            self.is_sink[j] = false;
-                            self.parent[j] = sister[a];
-                            self.ts[j] = self.ts[iu];
-                            self.dist[j] = self.dist[iu] + 1;
+                        if self.nodes[j].parent == NONE {
+                            self.nodes[j].is_sink = false;
+                            self.nodes[j].parent = sister[a];
+                            self.nodes[j].ts = self.nodes[iu].ts;
+                            self.nodes[j].dist = self.nodes[iu].dist + 1;
                             self.set_active(j as u32);
-                        } else if self.is_sink[j] {
+                        } else if self.nodes[j].is_sink {
                             found = a as u32;
                             break;
-                        } else if self.ts[j] <= self.ts[iu] && self.dist[j] > self.dist[iu] {
-                            self.parent[j] = sister[a];
-                            self.ts[j] = self.ts[iu];
-                            self.dist[j] = self.dist[iu] + 1;
+                        } else if self.nodes[j].ts <= self.nodes[iu].ts
+                            && self.nodes[j].dist > self.nodes[iu].dist
+                        {
+                            self.nodes[j].parent = sister[a];
+                            self.nodes[j].ts = self.nodes[iu].ts;
+                            self.nodes[j].dist = self.nodes[iu].dist + 1;
                         }
                     }
                 }
@@ -158,19 +189,21 @@ impl<'a> MaxFlow<'a> {
                     let sa = sister[a] as usize;
                     if self.r_cap[sa] > 0.0 {
                         let j = head[a] as usize;
-                        if self.parent[j] == NONE {
-                            self.is_sink[j] = true;
-                            self.parent[j] = sa as u32;
-                            self.ts[j] = self.ts[iu];
-                            self.dist[j] = self.dist[iu] + 1;
+                        if self.nodes[j].parent == NONE {
+                            self.nodes[j].is_sink = true;
+                            self.nodes[j].parent = sa as u32;
+                            self.nodes[j].ts = self.nodes[iu].ts;
+                            self.nodes[j].dist = self.nodes[iu].dist + 1;
                             self.set_active(j as u32);
-                        } else if !self.is_sink[j] {
+                        } else if !self.nodes[j].is_sink {
                             found = sa as u32;
                             break;
-                        } else if self.ts[j] <= self.ts[iu] && self.dist[j] > self.dist[iu] {
-                            self.parent[j] = sa as u32;
-                            self.ts[j] = self.ts[iu];
-                            self.dist[j] = self.dist[iu] + 1;
+                        } else if self.nodes[j].ts <= self.nodes[iu].ts
+                            && self.nodes[j].dist > self.nodes[iu].dist
+                        {
+                            self.nodes[j].parent = sa as u32;
+                            self.nodes[j].ts = self.nodes[iu].ts;
+                            self.nodes[j].dist = self.nodes[iu].dist + 1;
                         }
                     }
                 }
@@ -180,7 +213,7 @@ impl<'a> MaxFlow<'a> {
                 current = Some(i);
                 self.augment(found as usize);
                 while let Some(o) = self.orphans.pop_front() {
-                    if self.is_sink[o as usize] {
+                    if self.nodes[o as usize].is_sink {
                         self.process_sink_orphan(o as usize);
                     } else {
                         self.process_source_orphan(o as usize);
@@ -192,8 +225,14 @@ impl<'a> MaxFlow<'a> {
     }
 
     #[inline]
+    fn set_orphan_front(&mut self, i: usize) {
+        self.nodes[i].parent = ORPHAN;
+        self.orphans.push_front(i as u32);
+    }
+
+    #[inline]
     fn set_orphan(&mut self, i: usize) {
-        self.parent[i] = ORPHAN;
+        self.nodes[i].parent = ORPHAN;
         self.orphans.push_back(i as u32);
     }
 
@@ -205,31 +244,31 @@ impl<'a> MaxFlow<'a> {
         // source side
         let mut i = head[sister[mid] as usize] as usize;
         loop {
-            let pa = self.parent[i];
+            let pa = self.nodes[i].parent;
             if pa == TERMINAL {
                 break;
             }
             b = b.min(self.r_cap[sister[pa as usize] as usize]);
             i = head[pa as usize] as usize;
         }
-        b = b.min(self.tr_cap[i]);
+        b = b.min(self.nodes[i].tr_cap);
         // sink side
         let mut i = head[mid] as usize;
         loop {
-            let pa = self.parent[i];
+            let pa = self.nodes[i].parent;
             if pa == TERMINAL {
                 break;
             }
             b = b.min(self.r_cap[pa as usize]);
             i = head[pa as usize] as usize;
         }
-        b = b.min(-self.tr_cap[i]);
+        b = b.min(-self.nodes[i].tr_cap);
 
         self.r_cap[sister[mid] as usize] += b;
         self.r_cap[mid] -= b;
         let mut i = head[sister[mid] as usize] as usize;
         loop {
-            let pa = self.parent[i];
+            let pa = self.nodes[i].parent;
             if pa == TERMINAL {
                 break;
             }
@@ -239,17 +278,17 @@ impl<'a> MaxFlow<'a> {
             self.r_cap[sp] -= b;
             let next = head[pa] as usize;
             if self.r_cap[sp] <= 0.0 {
-                self.set_orphan(i);
+                self.set_orphan_front(i);
             }
             i = next;
         }
-        self.tr_cap[i] -= b;
-        if self.tr_cap[i] <= 0.0 {
-            self.set_orphan(i);
+        self.nodes[i].tr_cap -= b;
+        if self.nodes[i].tr_cap <= 0.0 {
+            self.set_orphan_front(i);
         }
         let mut i = head[mid] as usize;
         loop {
-            let pa = self.parent[i];
+            let pa = self.nodes[i].parent;
             if pa == TERMINAL {
                 break;
             }
@@ -259,13 +298,13 @@ impl<'a> MaxFlow<'a> {
             self.r_cap[pa] -= b;
             let next = head[pa] as usize;
             if self.r_cap[pa] <= 0.0 {
-                self.set_orphan(i);
+                self.set_orphan_front(i);
             }
             i = next;
         }
-        self.tr_cap[i] += b;
-        if self.tr_cap[i] >= 0.0 {
-            self.set_orphan(i);
+        self.nodes[i].tr_cap += b;
+        if self.nodes[i].tr_cap >= 0.0 {
+            self.set_orphan_front(i);
         }
         self.flow += b as f64;
     }
@@ -277,15 +316,15 @@ impl<'a> MaxFlow<'a> {
         let mut d: u32 = 0;
         let mut j = j0;
         loop {
-            if self.ts[j] == self.time {
-                d += self.dist[j];
+            if self.nodes[j].ts == self.time {
+                d += self.nodes[j].dist;
                 break;
             }
-            let a = self.parent[j];
+            let a = self.nodes[j].parent;
             d += 1;
             if a == TERMINAL {
-                self.ts[j] = self.time;
-                self.dist[j] = 1;
+                self.nodes[j].ts = self.time;
+                self.nodes[j].dist = 1;
                 break;
             }
             if a == ORPHAN {
@@ -296,11 +335,11 @@ impl<'a> MaxFlow<'a> {
         // mark the path
         let mut dd = d;
         let mut j = j0;
-        while self.ts[j] != self.time {
-            self.ts[j] = self.time;
-            self.dist[j] = dd;
+        while self.nodes[j].ts != self.time {
+            self.nodes[j].ts = self.time;
+            self.nodes[j].dist = dd;
             dd -= 1;
-            j = head[self.parent[j] as usize] as usize;
+            j = head[self.nodes[j].parent as usize] as usize;
         }
         d
     }
@@ -314,7 +353,7 @@ impl<'a> MaxFlow<'a> {
         for a in self.arcs(i as u32) {
             if self.r_cap[sister[a] as usize] > 0.0 {
                 let j = head[a] as usize;
-                if !self.is_sink[j] && self.parent[j] != NONE {
+                if !self.nodes[j].is_sink && self.nodes[j].parent != NONE {
                     let d = self.origin_dist(j);
                     if d < d_min {
                         d_min = d;
@@ -324,15 +363,15 @@ impl<'a> MaxFlow<'a> {
             }
         }
         if a_min != NONE {
-            self.parent[i] = a_min;
-            self.ts[i] = self.time;
-            self.dist[i] = d_min + 1;
+            self.nodes[i].parent = a_min;
+            self.nodes[i].ts = self.time;
+            self.nodes[i].dist = d_min + 1;
         } else {
-            self.parent[i] = NONE;
+            self.nodes[i].parent = NONE;
             for a in self.arcs(i as u32) {
                 let j = head[a] as usize;
-                let pj = self.parent[j];
-                if !self.is_sink[j] && pj != NONE {
+                let pj = self.nodes[j].parent;
+                if !self.nodes[j].is_sink && pj != NONE {
                     if self.r_cap[sister[a] as usize] > 0.0 {
                         self.set_active(j as u32);
                     }
@@ -352,7 +391,7 @@ impl<'a> MaxFlow<'a> {
         for a in self.arcs(i as u32) {
             if self.r_cap[a] > 0.0 {
                 let j = head[a] as usize;
-                if self.is_sink[j] && self.parent[j] != NONE {
+                if self.nodes[j].is_sink && self.nodes[j].parent != NONE {
                     let d = self.origin_dist(j);
                     if d < d_min {
                         d_min = d;
@@ -362,15 +401,15 @@ impl<'a> MaxFlow<'a> {
             }
         }
         if a_min != NONE {
-            self.parent[i] = a_min;
-            self.ts[i] = self.time;
-            self.dist[i] = d_min + 1;
+            self.nodes[i].parent = a_min;
+            self.nodes[i].ts = self.time;
+            self.nodes[i].dist = d_min + 1;
         } else {
-            self.parent[i] = NONE;
+            self.nodes[i].parent = NONE;
             for a in self.arcs(i as u32) {
                 let j = head[a] as usize;
-                let pj = self.parent[j];
-                if self.is_sink[j] && pj != NONE {
+                let pj = self.nodes[j].parent;
+                if self.nodes[j].is_sink && pj != NONE {
                     if self.r_cap[a] > 0.0 {
                         self.set_active(j as u32);
                     }
@@ -385,7 +424,7 @@ impl<'a> MaxFlow<'a> {
     /// True when node `i` is on the source side of the minimum cut
     /// (reachable from the source in the residual graph).
     pub fn is_source(&self, i: usize) -> bool {
-        self.parent[i] != NONE && !self.is_sink[i]
+        self.nodes[i].parent != NONE && !self.nodes[i].is_sink
     }
 }
 

@@ -8,6 +8,10 @@
 //! 3. runs a few GrabCut-style iterations of graph cut (BK max-flow) with
 //!    colour + geodesic unaries, contrast-sensitive pairwise terms, clicks as
 //!    hard constraints and geodesic star convexity around the green dots,
+//!    first on a half-resolution level (cheap, decides the topology), then
+//!    once at working resolution in a narrow band around that result (BK's
+//!    cost grows badly with grid size, so a banded fine solve keeps segment
+//!    fast and predictable),
 //! 4. upsamples the labels and refines the boundary band at full resolution.
 
 #![allow(clippy::needless_range_loop)]
@@ -19,10 +23,11 @@ pub mod maxflow;
 pub mod refine;
 
 use features::{Grid, Quant};
+
 use image::{GrayImage, RgbImage};
 
 /// Long side of the working resolution.
-const MAX_SIDE: u32 = 480;
+const MAX_SIDE: u32 = 360;
 /// Pairwise weight (GrabCut's 50 for 8-connectivity).
 const LAMBDA: f32 = 50.0;
 /// Weight of the geodesic prior in the unary term.
@@ -35,34 +40,38 @@ const ITERS: usize = 2;
 const CLICK_R: f32 = 1.5;
 /// Spatial term of the geodesic metric (relative to the mean colour step).
 const GEO_EPS: f32 = 0.3;
+/// Click-local geodesic prior: amplitude and decay (geodesic units). Near a
+/// click the geodesic evidence is reliable, far away colour should decide.
+const LOC_A: f32 = 10.0;
+const LOC_S: f32 = 5.0;
+/// Extra GMM training mass for the geodesic neighbourhood of each click, so
+/// a click on a colour the current mask misses gets its own component.
+const CLICK_W: f32 = 5.0;
 const INF: f32 = 1e7;
+/// Half-width of the free band of the fine solve (fine pixels).
+const BAND: usize = 8;
 
-/// Per-image precomputation, done once at "initialize".
-pub struct PreparedImage {
-    full: RgbImage,
-    ww: usize,
-    wh: usize,
-    rgb: Vec<f32>,
-    lab: Vec<[f32; 3]>,
+/// One resolution level of the pyramid with everything `segment` needs.
+struct Level {
+    w: usize,
+    h: usize,
     grid: Grid,
     /// Contrast-sensitive pairwise weight per arc (without lambda).
     pair: Vec<f32>,
     /// Geodesic step cost per arc.
     geo_cost: Vec<f32>,
     quant: Quant,
+    /// Geodesic distance from the image border (background evidence).
     border_dist: Vec<f32>,
 }
 
-impl PreparedImage {
-    /// Expensive step, once per image.
-    pub fn prepare(image: &RgbImage) -> PreparedImage {
-        let full = image.clone();
-        let (ww, wh, rgb) = features::downscale(image, MAX_SIDE);
+impl Level {
+    fn new(w: usize, h: usize, rgb: &[f32]) -> Level {
         let lab: Vec<[f32; 3]> = rgb
             .chunks_exact(3)
             .map(|c| features::rgb_to_lab(c[0], c[1], c[2]))
             .collect();
-        let grid = Grid::new(ww, wh, &lab);
+        let grid = Grid::new(w, h, &lab, false);
         let na = grid.diff.len();
         let mean_d2 = grid.diff.iter().map(|d| (d * d) as f64).sum::<f64>() / na.max(1) as f64;
         let mean_d = grid.diff.iter().map(|&d| d as f64).sum::<f64>() / na.max(1) as f64;
@@ -70,13 +79,12 @@ impl PreparedImage {
         let mut pair = Vec::with_capacity(na);
         let mut geo_cost = Vec::with_capacity(na);
         let inv_md = 1.0 / (mean_d.max(1e-3) as f32);
-        for p in 0..ww * wh {
+        for p in 0..w * h {
             for d in 0..8 {
                 let a = grid.arc_of[p * 8 + d];
                 if a == features::NO_ARC {
                     continue;
                 }
-                debug_assert_eq!(a as usize, pair.len());
                 let len = if d % 2 == 1 {
                     std::f32::consts::SQRT_2
                 } else {
@@ -88,19 +96,16 @@ impl PreparedImage {
             }
         }
         let quant = Quant::new(&lab);
-        let border: Vec<usize> = (0..ww * wh)
+        let border: Vec<usize> = (0..w * h)
             .filter(|&p| {
-                let (x, y) = (p % ww, p / ww);
-                x == 0 || y == 0 || x + 1 == ww || y + 1 == wh
+                let (x, y) = (p % w, p / w);
+                x == 0 || y == 0 || x + 1 == w || y + 1 == h
             })
             .collect();
         let (border_dist, _) = geodesic::distances(&grid, &geo_cost, &border, 2);
-        PreparedImage {
-            full,
-            ww,
-            wh,
-            rgb,
-            lab,
+        Level {
+            w,
+            h,
             grid,
             pair,
             geo_cost,
@@ -109,36 +114,42 @@ impl PreparedImage {
         }
     }
 
-    /// Working-res pixels within the hard-constraint disc of each dot.
-    fn seeds(&self, dots: &[[f32; 2]]) -> Vec<usize> {
-        let (fw, fh) = (self.full.width() as f32, self.full.height() as f32);
-        let sx = self.ww as f32 / fw.max(1.0);
-        let sy = self.wh as f32 / fh.max(1.0);
+    fn heap_bytes(&self) -> usize {
+        self.grid.heap_bytes()
+            + self.pair.capacity() * 4
+            + self.geo_cost.capacity() * 4
+            + self.quant.heap_bytes()
+            + self.border_dist.capacity() * 4
+    }
+
+    /// Pixels within the hard-constraint disc of each dot (full-res coords).
+    fn seeds(&self, dots: &[[f32; 2]], fw: f32, fh: f32, radius: f32) -> Vec<usize> {
+        let sx = self.w as f32 / fw.max(1.0);
+        let sy = self.h as f32 / fh.max(1.0);
         let mut out = Vec::new();
         for d in dots {
-            let (x, y) = (d[0], d[1]);
-            let x = if x.is_finite() {
-                x.clamp(0.0, fw - 0.5)
+            let x = if d[0].is_finite() {
+                d[0].clamp(0.0, fw - 0.5)
             } else {
                 0.0
             };
-            let y = if y.is_finite() {
-                y.clamp(0.0, fh - 0.5)
+            let y = if d[1].is_finite() {
+                d[1].clamp(0.0, fh - 0.5)
             } else {
                 0.0
             };
             let (cx, cy) = (x * sx, y * sy);
-            let r = CLICK_R.ceil() as i32;
+            let r = radius.ceil() as i32;
             let (ix, iy) = (cx.floor() as i32, cy.floor() as i32);
             for dy in -r..=r {
                 for dx in -r..=r {
                     let (nx, ny) = (ix + dx, iy + dy);
-                    if nx < 0 || ny < 0 || nx >= self.ww as i32 || ny >= self.wh as i32 {
+                    if nx < 0 || ny < 0 || nx >= self.w as i32 || ny >= self.h as i32 {
                         continue;
                     }
                     let (px, py) = (nx as f32 + 0.5 - cx, ny as f32 + 0.5 - cy);
-                    if dx == 0 && dy == 0 || px * px + py * py <= CLICK_R * CLICK_R {
-                        out.push(ny as usize * self.ww + nx as usize);
+                    if dx == 0 && dy == 0 || px * px + py * py <= radius * radius {
+                        out.push(ny as usize * self.w + nx as usize);
                     }
                 }
             }
@@ -148,39 +159,38 @@ impl PreparedImage {
         out
     }
 
-    /// Cheap step, called after every click with all dots so far.
-    pub fn segment(&self, green: &[[f32; 2]], red: &[[f32; 2]]) -> GrayImage {
-        let (fw, fh) = (self.full.width(), self.full.height());
-        if green.is_empty() || fw == 0 || fh == 0 {
-            return GrayImage::new(fw, fh);
-        }
-        let label = self.segment_working(green, red);
-        refine::upsample_refine(&self.full, self.ww, self.wh, &label, &self.rgb)
-    }
-
-    /// Labels (0/1) at working resolution.
-    pub fn segment_working(&self, green: &[[f32; 2]], red: &[[f32; 2]]) -> Vec<u8> {
-        let n = self.ww * self.wh;
-        let gs = self.seeds(green);
-        let rs = self.seeds(red);
+    /// Graph-cut labelling (0/1) at this level. With `init = Some((labels, band))`
+    /// only pixels in `band` are free; the others keep `labels`.
+    fn solve(
+        &self,
+        green: &[[f32; 2]],
+        red: &[[f32; 2]],
+        full: (f32, f32),
+        init: Option<(&[u8], &[bool])>,
+        iters: usize,
+    ) -> Vec<u8> {
+        let n = self.w * self.h;
+        let radius = (CLICK_R * self.w.max(self.h) as f32 / MAX_SIDE as f32).max(0.5);
+        let gs = self.seeds(green, full.0, full.1, radius);
+        let rs = self.seeds(red, full.0, full.1, radius);
         let mut is_g = vec![false; n];
         let mut is_r = vec![false; n];
         for &p in &gs {
             is_g[p] = true;
         }
+        let rs: Vec<usize> = rs.into_iter().filter(|&p| !is_g[p]).collect();
         for &p in &rs {
-            if !is_g[p] {
-                is_r[p] = true;
-            }
+            is_r[p] = true;
         }
-        let gs: Vec<usize> = gs.into_iter().collect();
-        let rs: Vec<usize> = rs.into_iter().filter(|&p| is_r[p]).collect();
         let (df, fpar) = geodesic::distances(&self.grid, &self.geo_cost, &gs, 2);
         let mut db = self.border_dist.clone();
+        let loc_f: Vec<f32> = df.iter().map(|&d| (-d / LOC_S).exp()).collect();
+        let mut loc_r = vec![0f32; n];
         if !rs.is_empty() {
             let (dr, _) = geodesic::distances(&self.grid, &self.geo_cost, &rs, 2);
-            for (a, b) in db.iter_mut().zip(dr) {
+            for ((a, b), l) in db.iter_mut().zip(dr).zip(loc_r.iter_mut()) {
                 *a = a.min(b);
+                *l = (-b / LOC_S).exp();
             }
         }
         // Geodesic prior u in [0,1]: 0 near green, 1 near red/border.
@@ -189,7 +199,10 @@ impl PreparedImage {
             .zip(&db)
             .map(|(&f, &b)| if f + b <= 0.0 { 0.5 } else { f / (f + b) })
             .collect();
-        let mut label: Vec<u8> = u.iter().map(|&v| (v < 0.5) as u8).collect();
+        let mut label: Vec<u8> = match init {
+            Some((l, _)) => l.to_vec(),
+            None => u.iter().map(|&v| (v < 0.5) as u8).collect(),
+        };
         for p in 0..n {
             if is_g[p] {
                 label[p] = 1;
@@ -199,7 +212,19 @@ impl PreparedImage {
             }
         }
         let nb = self.quant.mean.len();
-        for _ in 0..ITERS {
+        let mut cap: Vec<f32> = self.pair.iter().map(|&p| p * LAMBDA).collect();
+        // Geodesic star convexity: p foreground => its parent foreground.
+        for p in 0..n {
+            let d = fpar[p];
+            if d != geodesic::NO_PARENT && !is_g[p] {
+                let a = self.grid.arc_of[p * 8 + d as usize];
+                cap[a as usize] = INF;
+            }
+        }
+        let mut mf = maxflow::MaxFlow::new(&self.grid.topo, cap);
+        // Terminal capacities of the previous iteration (source, sink).
+        let mut prev: Vec<(f32, f32)> = vec![(0.0, 0.0); n];
+        for it in 0..iters {
             let mut wf = vec![0f32; nb];
             let mut wb = vec![0f32; nb];
             for p in 0..n {
@@ -209,6 +234,8 @@ impl PreparedImage {
                 } else {
                     wb[b] += 1.0;
                 }
+                wf[b] += CLICK_W * loc_f[p];
+                wb[b] += CLICK_W * loc_r[p];
             }
             let gf = gmm::Gmm::fit(&self.quant.mean, &wf, GMM_K, 4.0);
             let gb = gmm::Gmm::fit(&self.quant.mean, &wb, GMM_K, 4.0);
@@ -220,37 +247,41 @@ impl PreparedImage {
                     continue;
                 }
                 let c = &self.quant.mean[b];
-                let lf = gf.as_ref().map_or(-12.0, |g| g.log_pdf(c)).max(-30.0);
-                let lb = gb.as_ref().map_or(-12.0, |g| g.log_pdf(c)).max(-30.0);
-                ef[b] = -lf;
-                eb[b] = -lb;
+                ef[b] = -gf.as_ref().map_or(-12.0, |g| g.log_pdf(c)).max(-30.0);
+                eb[b] = -gb.as_ref().map_or(-12.0, |g| g.log_pdf(c)).max(-30.0);
             }
-            let mut cap: Vec<f32> = self.pair.iter().map(|&p| p * LAMBDA).collect();
-            // Geodesic star convexity: p foreground => its parent foreground.
-            for p in 0..n {
-                let d = fpar[p];
-                if d != geodesic::NO_PARENT && !is_g[p] {
-                    let a = self.grid.arc_of[p * 8 + d as usize];
-                    cap[a as usize] = INF;
-                }
+            if it > 0 {
+                mf.restart();
             }
-            let mut mf = maxflow::MaxFlow::new(&self.grid.topo, cap);
             for p in 0..n {
                 let b = self.quant.bin_of[p] as usize;
                 let (mut cf, mut cb) = (ef[b], eb[b]);
                 let m = cf.min(cb);
                 cf -= m;
                 cb -= m;
-                cf += GEO_W * u[p];
-                cb += GEO_W * (1.0 - u[p]);
+                cf += GEO_W * u[p] + LOC_A * loc_r[p];
+                cb += GEO_W * (1.0 - u[p]) + LOC_A * loc_f[p];
+                if let Some((l, band)) = init
+                    && !band[p]
+                {
+                    if l[p] == 1 {
+                        cb = INF;
+                    } else {
+                        cf = INF;
+                    }
+                }
                 if is_g[p] {
                     cb = INF;
+                    cf = 0.0;
                 }
                 if is_r[p] {
                     cf = INF;
+                    cb = 0.0;
                 }
                 // to_source is paid when p ends as background.
-                mf.add_tweights(p, cb, cf);
+                let (ps, pk) = prev[p];
+                mf.add_tweights(p, cb - ps, cf - pk);
+                prev[p] = (cb, cf);
             }
             mf.run();
             for (p, l) in label.iter_mut().enumerate() {
@@ -259,22 +290,133 @@ impl PreparedImage {
         }
         label
     }
+}
+
+/// 2x2 box downscale of interleaved rgb.
+fn half(rgb: &[f32], w: usize, h: usize) -> (usize, usize, Vec<f32>) {
+    let (hw, hh) = (w.div_ceil(2), h.div_ceil(2));
+    let mut out = vec![0f32; hw * hh * 3];
+    for y in 0..hh {
+        for x in 0..hw {
+            let mut s = [0f32; 4];
+            for sy in 2 * y..(2 * y + 2).min(h) {
+                for sx in 2 * x..(2 * x + 2).min(w) {
+                    for k in 0..3 {
+                        s[k] += rgb[(sy * w + sx) * 3 + k];
+                    }
+                    s[3] += 1.0;
+                }
+            }
+            for k in 0..3 {
+                out[(y * hw + x) * 3 + k] = s[k] / s[3];
+            }
+        }
+    }
+    (hw, hh, out)
+}
+
+/// Per-image precomputation, done once at "initialize".
+pub struct PreparedImage {
+    full: RgbImage,
+    rgb: Vec<f32>,
+    fine: Level,
+    coarse: Level,
+}
+
+impl PreparedImage {
+    /// Expensive step, once per image.
+    pub fn prepare(image: &RgbImage) -> PreparedImage {
+        let full = image.clone();
+        let (ww, wh, rgb) = features::downscale(image, MAX_SIDE);
+        let (cw, ch, crgb) = half(&rgb, ww, wh);
+        let (fine, coarse) = rayon::join(|| Level::new(ww, wh, &rgb), || Level::new(cw, ch, &crgb));
+        PreparedImage {
+            full,
+            rgb,
+            fine,
+            coarse,
+        }
+    }
+
+    /// Cheap step, called after every click with all dots so far.
+    pub fn segment(&self, green: &[[f32; 2]], red: &[[f32; 2]]) -> GrayImage {
+        let (fw, fh) = (self.full.width(), self.full.height());
+        if green.is_empty() || fw == 0 || fh == 0 {
+            return GrayImage::new(fw, fh);
+        }
+        let label = self.segment_working(green, red);
+        refine::upsample_refine(&self.full, self.fine.w, self.fine.h, &label, &self.rgb)
+    }
+
+    /// Labels (0/1) at working resolution: coarse solve, then a banded fine solve.
+    pub fn segment_working(&self, green: &[[f32; 2]], red: &[[f32; 2]]) -> Vec<u8> {
+        let full = (self.full.width() as f32, self.full.height() as f32);
+        let (c, f) = (&self.coarse, &self.fine);
+        let cl = c.solve(green, red, full, None, ITERS);
+        // Nearest-neighbour upsample of the coarse labels.
+        let mut l0 = vec![0u8; f.w * f.h];
+        for y in 0..f.h {
+            let cy = (y * c.h / f.h).min(c.h - 1);
+            for x in 0..f.w {
+                let cx = (x * c.w / f.w).min(c.w - 1);
+                l0[y * f.w + x] = cl[cy * c.w + cx];
+            }
+        }
+        // Band: within BAND px (Chebyshev) of a label change or of a click.
+        let mut edge = vec![false; f.w * f.h];
+        for y in 0..f.h {
+            for x in 0..f.w {
+                let p = y * f.w + x;
+                let l = l0[p];
+                edge[p] = (x + 1 < f.w && l0[p + 1] != l) || (y + 1 < f.h && l0[p + f.w] != l);
+            }
+        }
+        for p in f.seeds(green, full.0, full.1, BAND as f32 * 2.0) {
+            edge[p] = true;
+        }
+        for p in f.seeds(red, full.0, full.1, BAND as f32 * 2.0) {
+            edge[p] = true;
+        }
+        let band = dilate(&edge, f.w, f.h, BAND);
+        f.solve(green, red, full, Some((&l0, &band)), 1)
+    }
 
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
         self.full.as_raw().capacity()
             + self.rgb.capacity() * 4
-            + self.lab.capacity() * 12
-            + self.grid.heap_bytes()
-            + self.pair.capacity() * 4
-            + self.geo_cost.capacity() * 4
-            + self.quant.heap_bytes()
-            + self.border_dist.capacity() * 4
+            + self.fine.heap_bytes()
+            + self.coarse.heap_bytes()
     }
 
     pub fn working_size(&self) -> (usize, usize) {
-        (self.ww, self.wh)
+        (self.fine.w, self.fine.h)
     }
+}
+
+/// Square (Chebyshev) dilation by `r`, separable.
+fn dilate(m: &[bool], w: usize, h: usize, r: usize) -> Vec<bool> {
+    let mut tmp = vec![false; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            if m[y * w + x] {
+                for xx in x.saturating_sub(r)..(x + r + 1).min(w) {
+                    tmp[y * w + xx] = true;
+                }
+            }
+        }
+    }
+    let mut out = vec![false; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            if tmp[y * w + x] {
+                for yy in y.saturating_sub(r)..(y + r + 1).min(h) {
+                    out[yy * w + x] = true;
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
