@@ -1,10 +1,13 @@
-//! `aicut cut`: one headless cut-out through the engine contract.
+//! `aicut cut`: one headless cut-out through the engine contract and the shared worker,
+//! so scripts get the same retries, backoff and expiry handling as the editor.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::engine::{Dot, Engine, EngineError, Prompt};
 use crate::imageio::{self, DecodeLimits};
+use crate::worker::{self, Command, Event, WorkerPolicy};
 
 /// What to cut and where to write it.
 #[derive(Debug, Clone)]
@@ -13,6 +16,8 @@ pub struct CutRequest {
     pub output: PathBuf,
     pub green: Vec<Dot>,
     pub red: Vec<Dot>,
+    /// Start a new session if the old one expires (costs a credit on the hosted service).
+    pub reinitialize: bool,
 }
 
 /// What a finished cut-out looked like, for the CLI's one-line report.
@@ -58,21 +63,18 @@ fn check_output_path(output: &Path) -> Result<(), CutError> {
     Ok(())
 }
 
-/// Decodes the input, segments it with all dots in one call and saves the cut-out atomically.
-pub async fn run_cut(engine: Arc<dyn Engine>, req: &CutRequest) -> Result<CutReport, CutError> {
+/// Decodes the input, segments it with all dots and saves the cut-out atomically.
+/// Blocking: call it from a plain thread (the CLI's main), not from async code.
+pub fn run_cut(engine: Arc<dyn Engine>, req: &CutRequest) -> Result<CutReport, CutError> {
     if req.green.is_empty() {
         return Err(CutError::Usage(
             "at least one --green X,Y dot is needed to say what to keep".into(),
         ));
     }
     check_output_path(&req.output)?;
-    let input = req.input.clone();
-    let image =
-        tokio::task::spawn_blocking(move || imageio::load_file(&input, &DecodeLimits::default()))
-            .await
-            .map_err(|e| EngineError::Engine(e.to_string()))?
-            .map_err(EngineError::from)?;
-    let image = Arc::new(image);
+    let image = Arc::new(
+        imageio::load_file(&req.input, &DecodeLimits::default()).map_err(EngineError::from)?,
+    );
     let prompt = Prompt {
         green: req.green.clone(),
         red: req.red.clone(),
@@ -80,10 +82,31 @@ pub async fn run_cut(engine: Arc<dyn Engine>, req: &CutRequest) -> Result<CutRep
     prompt
         .validate(image.width(), image.height())
         .map_err(|e| CutError::Usage(format!("{}: {e}", image.name)))?;
-    let session = engine.initialize(image.clone()).await?;
-    let mask = engine.segment(&session, &prompt, 1).await;
-    engine.close(&session).await;
-    let mask = mask?;
+
+    let policy = WorkerPolicy {
+        auto_reinitialize: req.reinitialize,
+        ..WorkerPolicy::default()
+    };
+    let worker = worker::spawn(engine, policy, Arc::new(|| {}));
+    worker.send(Command::Open(image.clone()));
+    worker.send(Command::Prompt(prompt));
+    let mask = loop {
+        match worker.wait_event(Duration::from_secs(900)) {
+            Some(Event::Mask { mask, .. }) => break mask,
+            Some(Event::Failed { error, .. }) => return Err(error.into()),
+            Some(Event::SessionExpired { .. }) => {
+                return Err(CutError::Usage(
+                    "the session expired; run again with --reinitialize to start a new one (costs a credit)".into(),
+                ));
+            }
+            Some(Event::Retrying { after, error, .. }) => {
+                tracing::warn!("{error}; retrying in {:.1} s", after.as_secs_f64());
+            }
+            Some(_) => {}
+            None => return Err(EngineError::Transport("no answer from the engine".into()).into()),
+        }
+    };
+    worker.send(Command::Close);
     if mask.dimensions() != (image.width(), image.height()) {
         return Err(EngineError::Protocol(format!(
             "the mask is {}x{} but the image is {}x{}",
@@ -95,20 +118,12 @@ pub async fn run_cut(engine: Arc<dyn Engine>, req: &CutRequest) -> Result<CutRep
         .into());
     }
     let selected = mask.pixels().filter(|p| p.0[0] >= 128).count();
-    let report = CutReport {
+    let cutout = imageio::compose_cutout(image.pixels(), &mask);
+    let png = imageio::encode_png(&cutout).map_err(EngineError::Engine)?;
+    imageio::save_atomic(&req.output, &png, &[&req.input])?;
+    Ok(CutReport {
         width: image.width(),
         height: image.height(),
         selected_fraction: selected as f64 / (mask.width() as f64 * mask.height() as f64),
-    };
-    let output = req.output.clone();
-    let source = req.input.clone();
-    tokio::task::spawn_blocking(move || -> Result<(), CutError> {
-        let cutout = imageio::compose_cutout(image.pixels(), &mask);
-        let png = imageio::encode_png(&cutout).map_err(EngineError::Engine)?;
-        imageio::save_atomic(&output, &png, &[&source])?;
-        Ok(())
     })
-    .await
-    .map_err(|e| EngineError::Engine(e.to_string()))??;
-    Ok(report)
 }

@@ -43,12 +43,28 @@ enum Command {
         /// Which engine segments the image.
         #[arg(long, value_enum, default_value_t = EngineKind::Builtin)]
         engine: EngineKind,
+        #[command(flatten)]
+        api: ApiArgs,
+        /// With --engine api: if the session expires, start a new one (costs 1 credit).
+        #[arg(long)]
+        reinitialize: bool,
     },
     /// Serve the AI Cut HTTP API from a local engine, for any AI Cut client.
     ///
     /// Routes: POST /v3/ai-cut/initialize/ (multipart, file field 'image'),
     /// POST /v3/ai-cut/segment/ (JSON), GET output_url (no key needed, temporary).
     Serve(ServeArgs),
+}
+
+/// Where the AI Cut API engine connects.
+#[derive(clap::Args, Debug)]
+struct ApiArgs {
+    /// Base URL of the AI Cut API (any `aicut serve` works too).
+    #[arg(long, value_name = "URL", default_value = aicut::engine::remote::DEFAULT_API_URL)]
+    api_url: String,
+    /// The API key (or set AICUT_API_KEY). Sent only to the API URL.
+    #[arg(long, env = "AICUT_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -198,10 +214,25 @@ fn parse_dot(s: &str) -> Result<Dot, String> {
     Ok(Dot::new(num(x)?, num(y)?))
 }
 
-fn make_engine(kind: EngineKind) -> Result<Arc<dyn Engine>, String> {
+fn make_engine(kind: EngineKind, api: ApiArgs) -> Result<Arc<dyn Engine>, String> {
+    use aicut::engine::remote::{RemoteConfig, RemoteEngine};
     match kind {
         EngineKind::Builtin => Ok(Arc::new(aicut::engine::builtin::engine(Default::default()))),
-        EngineKind::Api => Err("the AI Cut API engine is not available yet".into()),
+        EngineKind::Api => {
+            if api.api_key.as_deref().is_none_or(str::is_empty) {
+                return Err(
+                    "--engine api needs a key: pass --api-key KEY or set AICUT_API_KEY".into(),
+                );
+            }
+            let config = RemoteConfig {
+                base_url: api.api_url,
+                api_key: api.api_key,
+                ..RemoteConfig::default()
+            };
+            Ok(Arc::new(
+                RemoteEngine::new(config).map_err(|e| e.to_string())?,
+            ))
+        }
     }
 }
 
@@ -239,8 +270,10 @@ fn main() -> ExitCode {
             red,
             output,
             engine,
+            api,
+            reinitialize,
         }) => {
-            let engine = match make_engine(engine) {
+            let engine = match make_engine(engine, api) {
                 Ok(e) => e,
                 Err(e) => {
                     eprintln!("aicut: error: {e}");
@@ -252,8 +285,9 @@ fn main() -> ExitCode {
                 output,
                 green,
                 red,
+                reinitialize,
             };
-            match runtime().block_on(run_cut(engine, &req)) {
+            match run_cut(engine, &req) {
                 Ok(report) => {
                     println!(
                         "wrote {} ({}x{}, {:.1}% selected)",

@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 
@@ -20,27 +19,8 @@ fn the_seed_python_example_runs_against_aicut_serve() {
     let (img, _, _) = blob_scene(520, 400);
     img.save(dir.path().join("photo.jpg")).unwrap();
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_aicut"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("AICUT_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The first line on stderr names the URL it listens on.
-    let mut stderr = BufReader::new(server.stderr.take().unwrap());
-    let mut url = None;
-    for _ in 0..50 {
-        let mut line = String::new();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        if let Some(rest) = line.split("AI Cut API on ").nth(1) {
-            url = rest.split_whitespace().next().map(str::to_string);
-            break;
-        }
-    }
-    let url = url.expect("aicut serve printed its URL");
-    std::thread::spawn(move || for _ in stderr.lines() {}); // keep the pipe drained
+    let server = ServeProcess::start(&[]);
+    let url = server.url.clone();
 
     let example = include_str!("fixtures/seed_example.py")
         .replace("\"https://api.backgroundcut.co\"", &format!("\"{url}\""))
@@ -60,8 +40,7 @@ for u in (result["output_url"], refined["output_url"]):
         .current_dir(dir.path())
         .output()
         .unwrap();
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

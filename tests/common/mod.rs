@@ -111,3 +111,46 @@ pub fn png_bytes(img: &RgbImage) -> Vec<u8> {
         .unwrap();
     out
 }
+
+/// A real `aicut serve` process on a free loopback port; killed on drop.
+pub struct ServeProcess {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl ServeProcess {
+    pub fn start(extra_args: &[&str]) -> ServeProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_aicut"))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(extra_args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // It prints the URL it listens on to stderr once bound.
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut url = None;
+        for _ in 0..50 {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            if let Some(rest) = line.split("AI Cut API on ").nth(1) {
+                url = rest.split_whitespace().next().map(str::to_string);
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in stderr.lines() {}); // keep the pipe drained
+        ServeProcess {
+            child,
+            url: url.expect("aicut serve printed its URL"),
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
