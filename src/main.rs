@@ -54,6 +54,17 @@ enum Command {
     /// Routes: POST /v3/ai-cut/initialize/ (multipart, file field 'image'),
     /// POST /v3/ai-cut/segment/ (JSON), GET output_url (no key needed, temporary).
     Serve(ServeArgs),
+    /// Measure the built-in engine: initialize and segment (PNG included) at several sizes.
+    ///
+    /// Example: aicut bench ../shared/datasets/grabcut/images
+    Bench {
+        /// Image files or folders of images.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// How many of them to also scale up to 2 MP and 12 MP.
+        #[arg(long, default_value_t = 3)]
+        large: usize,
+    },
 }
 
 /// Where the AI Cut API engine connects.
@@ -304,6 +315,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Bench { inputs, large }) => match aicut::bench::run(&inputs, large) {
+            Ok(table) => {
+                print!("{table}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("aicut: error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Serve(args)) => match serve(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
