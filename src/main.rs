@@ -89,6 +89,7 @@ struct ServeArgs {
     /// Accept this bearer key (repeatable). Without any, every non-empty token is accepted.
     #[arg(
         long = "api-key",
+        value_name = "KEY",
         env = "AICUT_SERVE_API_KEYS",
         value_delimiter = ',',
         hide_env_values = true

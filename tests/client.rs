@@ -63,6 +63,14 @@ async fn serve(config: ServeConfig, store: StoreConfig) -> RunningServer {
         .unwrap()
 }
 
+/// Opens the test scene and clicks its middle; returns the click.
+fn open_and_click(w: &WorkerHandle) -> (f64, f64) {
+    let (img, (x, y)) = scene();
+    w.send(Command::Open(img));
+    w.send(Command::Prompt(prompt(x, y)));
+    (x, y)
+}
+
 fn remote(url: &str, key: &str, timeout: Duration) -> Arc<dyn Engine> {
     Arc::new(
         RemoteEngine::new(RemoteConfig {
@@ -139,9 +147,7 @@ async fn a_wrong_key_is_401_and_never_appears_in_messages() {
         remote(&server.url(), KEY, Duration::from_secs(10)),
         fast_policy(),
     );
-    let (img, (x, y)) = scene();
-    w.send(Command::Open(img));
-    w.send(Command::Prompt(prompt(x, y)));
+    open_and_click(&w);
     let events = until(&w, |e| matches!(e, Event::Failed { .. })).await;
     let err = failed(&events).unwrap();
     assert!(matches!(err, EngineError::Unauthorized(_)), "{err:?}");
@@ -165,9 +171,7 @@ async fn out_of_credits_is_402_without_retry() {
         remote(&server.url(), KEY, Duration::from_secs(10)),
         fast_policy(),
     );
-    let (img, (x, y)) = scene();
-    w.send(Command::Open(img));
-    w.send(Command::Prompt(prompt(x, y)));
+    open_and_click(&w);
     let events = until(&w, |e| matches!(e, Event::Failed { .. })).await;
     assert!(matches!(
         failed(&events).unwrap(),
@@ -193,9 +197,7 @@ async fn an_expired_session_reinitializes_with_consent_and_numbers_keep_increasi
         remote(&server.url(), KEY, Duration::from_secs(10)),
         fast_policy(),
     );
-    let (img, (x, y)) = scene();
-    w.send(Command::Open(img));
-    w.send(Command::Prompt(prompt(x, y)));
+    let (x, y) = open_and_click(&w);
     until(&w, is_mask).await;
     tokio::time::sleep(Duration::from_millis(700)).await; // the session expires
     let newest = Prompt {
@@ -248,9 +250,7 @@ async fn rate_limits_wait_for_retry_after_then_send_the_newest_prompt() {
         remote(&server.url(), KEY, Duration::from_secs(10)),
         fast_policy(),
     );
-    let (img, (x, y)) = scene();
-    w.send(Command::Open(img));
-    w.send(Command::Prompt(prompt(x, y)));
+    let (x, y) = open_and_click(&w);
     let events = until(&w, |e| matches!(e, Event::Retrying { .. })).await;
     let Some(Event::Retrying { after, .. }) = events.last() else {
         unreachable!()
@@ -303,9 +303,7 @@ async fn server_errors_timeouts_and_dropped_connections_are_retried() {
         remote(&server.url(), KEY, Duration::from_millis(800)),
         policy,
     );
-    let (img, (x, y)) = scene();
-    w.send(Command::Open(img));
-    w.send(Command::Prompt(prompt(x, y)));
+    open_and_click(&w);
     let events = until(&w, is_mask).await;
     let retries = events
         .iter()
@@ -426,9 +424,7 @@ async fn closing_the_image_cancels_its_calls() {
         remote(&server.url(), KEY, Duration::from_secs(10)),
         fast_policy(),
     );
-    let (img, (x, y)) = scene();
-    w.send(Command::Open(img));
-    w.send(Command::Prompt(prompt(x, y)));
+    open_and_click(&w);
     until(&w, |e| matches!(e, Event::Busy { busy: true, .. })).await;
     until(&w, |e| matches!(e, Event::Ready { .. })).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -506,17 +502,7 @@ async fn reoriented_images_are_uploaded_as_the_pixels_the_user_sees() {
     let stored = image::imageops::rotate270(&img);
     let mut bytes = Vec::new();
     let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
-    let exif = {
-        let mut v = b"II*\0".to_vec();
-        v.extend_from_slice(&8u32.to_le_bytes());
-        v.extend_from_slice(&1u16.to_le_bytes());
-        v.extend_from_slice(&0x0112u16.to_le_bytes());
-        v.extend_from_slice(&3u16.to_le_bytes());
-        v.extend_from_slice(&1u32.to_le_bytes());
-        v.extend_from_slice(&6u16.to_le_bytes());
-        v.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-        v
-    };
+    let exif = exif_with_orientation(6);
     use image::ImageEncoder;
     enc.set_exif_metadata(exif).unwrap();
     enc.write_image(

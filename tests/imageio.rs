@@ -2,7 +2,10 @@
 
 use std::io::Cursor;
 
+mod common;
+
 use aicut::imageio::{self, DecodeLimits, ImageLoadError};
+use common::exif_with_orientation;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::imageops;
@@ -32,20 +35,6 @@ fn stored_for(displayed: &RgbImage, orientation: u16) -> RgbImage {
         8 => imageops::rotate90(displayed),
         _ => unreachable!(),
     }
-}
-
-/// A minimal little-endian TIFF/Exif block holding only the orientation tag.
-fn exif_with_orientation(o: u16) -> Vec<u8> {
-    let mut v = b"II*\0".to_vec();
-    v.extend_from_slice(&8u32.to_le_bytes()); // first IFD at offset 8
-    v.extend_from_slice(&1u16.to_le_bytes()); // one entry
-    v.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
-    v.extend_from_slice(&3u16.to_le_bytes()); // SHORT
-    v.extend_from_slice(&1u32.to_le_bytes()); // count
-    v.extend_from_slice(&o.to_le_bytes());
-    v.extend_from_slice(&[0, 0]);
-    v.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
-    v
 }
 
 fn encode(img: &RgbImage, format: ImageFormat, orientation: u16) -> Vec<u8> {

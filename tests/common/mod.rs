@@ -154,3 +154,17 @@ impl Drop for ServeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A minimal little-endian TIFF/Exif block holding only the orientation tag.
+pub fn exif_with_orientation(o: u16) -> Vec<u8> {
+    let mut v = b"II*\0".to_vec();
+    v.extend_from_slice(&8u32.to_le_bytes()); // first IFD at offset 8
+    v.extend_from_slice(&1u16.to_le_bytes()); // one entry
+    v.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+    v.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+    v.extend_from_slice(&1u32.to_le_bytes()); // count
+    v.extend_from_slice(&o.to_le_bytes());
+    v.extend_from_slice(&[0, 0]);
+    v.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+    v
+}
