@@ -533,3 +533,80 @@ async fn reoriented_images_are_uploaded_as_the_pixels_the_user_sees() {
         .unwrap();
     assert_eq!(mask.dimensions(), (160, 120));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_clicks_coalesces_into_few_calls_ending_with_the_newest() {
+    // Every segment call takes 300 ms on the server; count how many overlap.
+    let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Seen::default();
+    let config = ServeConfig {
+        faults: Some(hook(&seen, |route, _, _| {
+            (route == Route::Segment).then_some(Fault::Delay(Duration::from_millis(300)))
+        })),
+        ..Default::default()
+    };
+    let server = serve(config, StoreConfig::default()).await;
+    let counting = CountingEngine {
+        inner: remote(&server.url(), KEY, Duration::from_secs(10)),
+        active: active.clone(),
+        peak: peak.clone(),
+    };
+    let w = start_worker(Arc::new(counting), fast_policy());
+    let (img, (x, y)) = scene();
+    w.send(Command::Open(img));
+    until(&w, |e| matches!(e, Event::Ready { .. })).await;
+    let mut last = prompt(x, y);
+    for i in 0..10 {
+        last = prompt(x + i as f64, y);
+        w.send(Command::Prompt(last.clone()));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut shown = None;
+    while shown.as_ref() != Some(&last) {
+        let events = until(&w, is_mask).await;
+        if let Some(Event::Mask { prompt, .. }) = events.last() {
+            shown = Some(prompt.clone());
+        }
+    }
+    let calls = seen.count(Route::Segment);
+    assert!(calls <= 4, "10 clicks in 200 ms became {calls} calls");
+    let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        peak <= WorkerPolicy::default().max_in_flight,
+        "{peak} calls in flight at once"
+    );
+}
+
+/// Wraps an engine and records how many segment calls run at once.
+struct CountingEngine {
+    inner: Arc<dyn Engine>,
+    active: Arc<std::sync::atomic::AtomicUsize>,
+    peak: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl Engine for CountingEngine {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    async fn initialize(
+        &self,
+        image: Arc<LoadedImage>,
+    ) -> Result<aicut::engine::SessionId, EngineError> {
+        self.inner.initialize(image).await
+    }
+    async fn segment(
+        &self,
+        session: &aicut::engine::SessionId,
+        prompt: &Prompt,
+        n: u64,
+    ) -> Result<aicut::engine::AlphaMask, EngineError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.active.fetch_add(1, SeqCst) + 1;
+        self.peak.fetch_max(now, SeqCst);
+        let r = self.inner.segment(session, prompt, n).await;
+        self.active.fetch_sub(1, SeqCst);
+        r
+    }
+}
