@@ -45,6 +45,9 @@ enum Command {
         engine: EngineKind,
         #[command(flatten)]
         api: ApiArgs,
+        /// With --engine sam: the model file (.safetensors, .pt or .pth); or set AICUT_SAM_MODEL.
+        #[arg(long, value_name = "FILE")]
+        model: Option<PathBuf>,
         /// With --engine api: if the session expires, start a new one (costs 1 credit).
         #[arg(long)]
         reinitialize: bool,
@@ -86,6 +89,9 @@ struct ServeArgs {
     /// The local engine that segments.
     #[arg(long, value_enum, default_value_t = LocalEngineKind::Builtin)]
     engine: LocalEngineKind,
+    /// With --engine sam: the model file (.safetensors, .pt or .pth); or set AICUT_SAM_MODEL.
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
     /// Accept this bearer key (repeatable). Without any, every non-empty token is accepted.
     #[arg(
         long = "api-key",
@@ -126,6 +132,8 @@ struct ServeArgs {
 enum LocalEngineKind {
     /// The built-in engine (no model weights).
     Builtin,
+    /// A SAM-family model file (see --model).
+    Sam,
 }
 
 /// Parses "90", "90s", "15m", "2h" into a duration.
@@ -177,6 +185,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let engine = match args.engine {
         LocalEngineKind::Builtin => Arc::new(aicut::engine::builtin::engine(store)),
+        LocalEngineKind::Sam => {
+            let path = aicut::engine::sam::model_path(args.model).map_err(|e| e.to_string())?;
+            eprintln!("aicut serve: loading {}", path.display());
+            Arc::new(aicut::engine::sam::engine(&path, store).map_err(|e| e.to_string())?)
+        }
     };
     let config = ServeConfig {
         keys,
@@ -226,10 +239,20 @@ fn parse_dot(s: &str) -> Result<Dot, String> {
     Ok(Dot::new(num(x)?, num(y)?))
 }
 
-fn make_engine(kind: EngineKind, api: ApiArgs) -> Result<Arc<dyn Engine>, String> {
+fn make_engine(
+    kind: EngineKind,
+    api: ApiArgs,
+    model: Option<PathBuf>,
+) -> Result<Arc<dyn Engine>, String> {
     use aicut::engine::remote::{RemoteConfig, RemoteEngine};
     match kind {
         EngineKind::Builtin => Ok(Arc::new(aicut::engine::builtin::engine(Default::default()))),
+        EngineKind::Sam => {
+            let path = aicut::engine::sam::model_path(model).map_err(|e| e.to_string())?;
+            let engine =
+                aicut::engine::sam::engine(&path, Default::default()).map_err(|e| e.to_string())?;
+            Ok(Arc::new(engine))
+        }
         EngineKind::Api => {
             if api.api_key.as_deref().is_none_or(str::is_empty) {
                 return Err(
@@ -284,9 +307,10 @@ fn main() -> ExitCode {
             output,
             engine,
             api,
+            model,
             reinitialize,
         }) => {
-            let engine = match make_engine(engine, api) {
+            let engine = match make_engine(engine, api, model) {
                 Ok(e) => e,
                 Err(e) => {
                     eprintln!("aicut: error: {e}");

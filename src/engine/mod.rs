@@ -10,6 +10,7 @@ pub mod builtin;
 mod error;
 pub mod local;
 pub mod remote;
+pub mod sam;
 pub mod store;
 
 pub use error::EngineError;
@@ -117,6 +118,8 @@ pub enum EngineKind {
     /// The built-in engine: no model weights, no network. The default.
     #[default]
     Builtin,
+    /// A SAM-family model file (MobileSAM, SAM ViT-B/L/H) run locally through candle.
+    Sam,
     /// The hosted AI Cut service (needs an API key).
     Api,
 }
