@@ -4,6 +4,7 @@
 //! behind it, [`imageio`] decoding and saving, [`cut`] the headless cut-out used by the
 //! CLI. The binary in `main.rs` is only argument parsing.
 
+pub mod app;
 pub mod cut;
 pub mod engine;
 pub mod imageio;
