@@ -5,8 +5,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aicut::app::state::{DotKind, PlacedDot};
@@ -17,17 +17,18 @@ use aicut::imageio::LoadedImage;
 use egui::{Event, Key, Modifiers, PointerButton, Pos2, pos2, vec2};
 use egui_kittest::Harness;
 
-/// Dialogs that answer at once: "cancel" for open, a fixed file for save.
+/// Dialogs that answer at once: "no dialog available" for open (as on a bare X server),
+/// the file in `save_to` for save.
 struct TestDialogs {
-    save_to: Option<PathBuf>,
+    save_to: Mutex<Option<PathBuf>>,
 }
 
 impl FileDialogs for TestDialogs {
     fn pick_image(&self, _start: Option<&Path>) -> Result<Option<PathBuf>, String> {
-        Ok(None)
+        Err("no desktop file dialog is available".into())
     }
     fn save_png(&self, _proposed: &Path) -> Result<Option<PathBuf>, String> {
-        Ok(self.save_to.clone())
+        Ok(self.save_to.lock().unwrap().clone())
     }
 }
 
@@ -44,9 +45,18 @@ impl egui::DroppedFile for Dropped {
 }
 
 fn options(save_to: Option<PathBuf>, engine: Option<Arc<dyn Engine>>) -> Options {
+    options_with(
+        Arc::new(TestDialogs {
+            save_to: Mutex::new(save_to),
+        }),
+        engine,
+    )
+}
+
+fn options_with(dialogs: Arc<TestDialogs>, engine: Option<Arc<dyn Engine>>) -> Options {
     Options {
         image: None,
-        dialogs: Arc::new(TestDialogs { save_to }),
+        dialogs,
         engine,
         key_file: None,
     }
@@ -386,7 +396,10 @@ fn save_writes_the_full_size_cutout_with_the_mask_as_alpha() {
     // Larger than the (lowered) texture limit: shown downscaled, saved at full size.
     let path = write_scene(dir.path(), "big.png", 1400, 900);
     let out = dir.path().join("saved-cutout.png");
-    let mut h = harness(1.0, options(Some(out.clone()), None));
+    let dialogs = Arc::new(TestDialogs {
+        save_to: Mutex::new(Some(out.clone())),
+    });
+    let mut h = harness(1.0, options_with(dialogs.clone(), None));
     h.input_mut().max_texture_side = Some(1024);
     h.step();
     open(&mut h, &path);
@@ -423,6 +436,27 @@ fn save_writes_the_full_size_cutout_with_the_mask_as_alpha() {
         "a real selection: {selected}"
     );
     assert!(h.state().messages().iter().any(|m| m.contains("Saved")));
+
+    // Saving over the original is refused, and the original is untouched.
+    let original = std::fs::read(&path).unwrap();
+    *dialogs.save_to.lock().unwrap() = Some(path.clone());
+    h.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    wait_until(&mut h, "the refusal", |a| {
+        !a.is_saving()
+            && a.messages()
+                .iter()
+                .any(|m| m.contains("refusing to overwrite"))
+    });
+    assert_eq!(std::fs::read(&path).unwrap(), original);
+}
+
+#[test]
+fn without_a_native_dialog_ctrl_o_offers_a_path_box() {
+    let mut h = harness(1.0, options(None, None));
+    assert!(h.state().path_entry().is_none());
+    h.key_press_modifiers(Modifiers::COMMAND, Key::O);
+    wait_until(&mut h, "the path box", |a| a.path_entry().is_some());
+    assert!(!h.state().path_entry().unwrap().save);
 }
 
 #[test]

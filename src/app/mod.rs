@@ -294,7 +294,51 @@ pub struct App {
     pub(crate) pan_from: Option<egui::Pos2>,
     pub(crate) checker: Option<TextureHandle>,
     pub(crate) last_error: Option<String>,
+    frame_stats: Option<FrameStats>,
     ctx: egui::Context,
+}
+
+/// `AICUT_FRAME_STATS=1`: repaint continuously and print frame times to stderr every two
+/// seconds (for measuring; off by default).
+struct FrameStats {
+    last: Instant,
+    window_start: Instant,
+    frames: u32,
+    sum: Duration,
+    max: Duration,
+}
+
+impl FrameStats {
+    fn from_env() -> Option<Self> {
+        std::env::var_os("AICUT_FRAME_STATS").map(|_| FrameStats {
+            last: Instant::now(),
+            window_start: Instant::now(),
+            frames: 0,
+            sum: Duration::ZERO,
+            max: Duration::ZERO,
+        })
+    }
+
+    fn frame(&mut self, busy: bool) {
+        let now = Instant::now();
+        let dt = now - self.last;
+        self.last = now;
+        self.frames += 1;
+        self.sum += dt;
+        self.max = self.max.max(dt);
+        if now - self.window_start >= Duration::from_secs(2) {
+            eprintln!(
+                "aicut frame stats: {} frames, mean {:.1} ms, max {:.1} ms, engine busy: {busy}",
+                self.frames,
+                self.sum.as_secs_f64() * 1000.0 / self.frames as f64,
+                self.max.as_secs_f64() * 1000.0
+            );
+            self.window_start = now;
+            self.frames = 0;
+            self.sum = Duration::ZERO;
+            self.max = Duration::ZERO;
+        }
+    }
 }
 
 impl App {
@@ -348,6 +392,7 @@ impl App {
             pan_from: None,
             checker: None,
             last_error: None,
+            frame_stats: FrameStats::from_env(),
             ctx,
         };
         if let Some(problem) = problem {
@@ -439,6 +484,11 @@ impl App {
             v.push(b.text.clone());
         }
         v
+    }
+
+    /// The in-app path box, when it is open (no native dialog could be shown).
+    pub fn path_entry(&self) -> Option<&PathEntry> {
+        self.path_entry.as_ref()
     }
 
     pub fn recent_files(&self) -> &[PathBuf] {
@@ -934,6 +984,10 @@ impl eframe::App for App {
         self.toasts_ui(&ctx);
         if matches!(self.session, SessionState::Initializing(_)) {
             ctx.request_repaint_after(Duration::from_millis(500));
+        }
+        if let Some(stats) = self.frame_stats.as_mut() {
+            stats.frame(self.busy);
+            ctx.request_repaint();
         }
     }
 
