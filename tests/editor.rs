@@ -485,3 +485,18 @@ fn a_broken_file_shows_an_error_and_the_app_goes_on() {
         "only the good file is recent"
     );
 }
+
+#[test]
+fn an_image_given_at_start_opens_and_v_switches_the_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_scene(dir.path(), "start.png", 160, 120);
+    let mut opts = options(None, None);
+    opts.image = Some(path.clone());
+    let mut h = harness(1.0, opts);
+    wait_until(&mut h, "the image to open", |a| a.image().is_some());
+    assert_eq!(h.state().image().unwrap().path.as_deref(), Some(path.as_path()));
+    let before = h.state().view_mode();
+    h.key_press(Key::V);
+    h.step();
+    assert_ne!(h.state().view_mode(), before);
+}

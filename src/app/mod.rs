@@ -295,6 +295,7 @@ pub struct App {
     pub(crate) checker: Option<TextureHandle>,
     pub(crate) last_error: Option<String>,
     frame_stats: Option<FrameStats>,
+    open_on_start: Option<PathBuf>,
     ctx: egui::Context,
 }
 
@@ -393,6 +394,7 @@ impl App {
             checker: None,
             last_error: None,
             frame_stats: FrameStats::from_env(),
+            open_on_start: None,
             ctx,
         };
         if let Some(problem) = problem {
@@ -401,9 +403,8 @@ impl App {
                 action: BannerAction::Settings,
             });
         }
-        if let Some(path) = options.image {
-            app.open_path(path);
-        }
+        // Opened on the first frame, when the GPU's texture limit is known.
+        app.open_on_start = options.image;
         app
     }
 
@@ -974,6 +975,9 @@ fn make_engine(
 impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
+        if let Some(path) = self.open_on_start.take() {
+            self.open_path(path);
+        }
         self.poll();
         self.handle_drops(&ctx);
         self.shortcuts(&ctx);
