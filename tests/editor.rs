@@ -494,7 +494,10 @@ fn an_image_given_at_start_opens_and_v_switches_the_view() {
     opts.image = Some(path.clone());
     let mut h = harness(1.0, opts);
     wait_until(&mut h, "the image to open", |a| a.image().is_some());
-    assert_eq!(h.state().image().unwrap().path.as_deref(), Some(path.as_path()));
+    assert_eq!(
+        h.state().image().unwrap().path.as_deref(),
+        Some(path.as_path())
+    );
     let before = h.state().view_mode();
     h.key_press(Key::V);
     h.step();

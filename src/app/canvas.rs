@@ -168,6 +168,7 @@ impl App {
         if doc.needs_fit {
             doc.view = View::fit(rect, size, ppp);
             doc.needs_fit = false;
+            tracing::debug!(view = ?doc.view, canvas = ?rect, "fit the image");
         }
 
         // ---- navigation: wheel/pinch zoom about the cursor, middle or space drag pans ----

@@ -10,6 +10,8 @@ use egui::{Pos2, Rect, Vec2, pos2, vec2};
 /// The smallest and largest zoom (physical pixels per image pixel).
 pub const MIN_ZOOM: f32 = 1.0 / 64.0;
 pub const MAX_ZOOM: f32 = 64.0;
+/// "Fit" enlarges small images, but not into a blur of huge pixels.
+pub const FIT_MAX_ZOOM: f32 = 4.0;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct View {
@@ -78,13 +80,13 @@ impl View {
         self.origin += delta;
     }
 
-    /// The whole image in `canvas`, centred, never enlarged beyond 100 %.
+    /// The whole image in `canvas`, centred; small images are enlarged up to 400 %.
     pub fn fit(canvas: Rect, size: [u32; 2], pixels_per_point: f32) -> View {
         let ppp = pixels_per_point.max(0.01);
         let avail = canvas.shrink(8.0).size().max(vec2(1.0, 1.0)) * ppp;
         let zoom = (avail.x / size[0].max(1) as f32)
             .min(avail.y / size[1].max(1) as f32)
-            .clamp(MIN_ZOOM, 1.0);
+            .clamp(MIN_ZOOM, FIT_MAX_ZOOM);
         Self::centred(canvas, size, ppp, zoom)
     }
 
@@ -177,7 +179,9 @@ mod tests {
         assert!((r.center() - canvas.center()).length() < 1.0);
         let one = View::actual_size(canvas, [100, 50], 2.0);
         assert_eq!(one.image_rect([100, 50]).size(), vec2(50.0, 25.0));
-        // Small images are not blown up by "fit".
-        assert_eq!(View::fit(canvas, [10, 10], 1.0).zoom, 1.0);
+        // Small images are enlarged by "fit", within bounds.
+        assert_eq!(View::fit(canvas, [10, 10], 1.0).zoom, FIT_MAX_ZOOM);
+        let z = View::fit(canvas, [392, 100], 1.0).zoom;
+        assert!((z - 2.0).abs() < 1e-4, "{z}");
     }
 }
