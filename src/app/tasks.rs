@@ -294,8 +294,9 @@ pub fn overlay_images(
     };
     let m = mask.as_raw();
     let inside = |x: usize, y: usize| m[y * w + x] >= 128;
-    // A thicker outline on big images, so it survives being shown smaller.
-    let r = if w.max(h) > 2500 { 2 } else { 1 };
+    // A thicker outline on big images, so it survives being shown smaller (about one
+    // screen pixel when a photo is fitted to a window).
+    let r = (w.max(h) / 1000).clamp(1, 6);
     let mut tint = Vec::with_capacity(w * h);
     for y in 0..h {
         for x in 0..w {
