@@ -14,8 +14,10 @@ use aicut::app::tasks::FileDialogs;
 use aicut::app::{App, Options, SessionState};
 use aicut::engine::{AlphaMask, Engine, EngineError, Prompt, SessionId};
 use aicut::imageio::LoadedImage;
+use aicut::worker::WorkerPolicy;
 use egui::{Event, Key, Modifiers, PointerButton, Pos2, pos2, vec2};
 use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
 
 /// Dialogs that answer at once: "no dialog available" for open (as on a bare X server),
 /// the file in `save_to` for save.
@@ -57,7 +59,7 @@ fn options_with(dialogs: Arc<TestDialogs>, engine: Option<Arc<dyn Engine>>) -> O
     Options {
         image: None,
         dialogs,
-        engine,
+        engine: engine.map(|e| (e, WorkerPolicy::default())),
         key_file: None,
     }
 }
@@ -502,4 +504,121 @@ fn an_image_given_at_start_opens_and_v_switches_the_view() {
     h.key_press(Key::V);
     h.step();
     assert_ne!(h.state().view_mode(), before);
+}
+
+/// The built-in engine, whose first segment call finds the session expired (404), or
+/// whose initialize is refused (401).
+struct Flaky {
+    inner: Arc<dyn Engine>,
+    expire_next: AtomicBool,
+    refuse_init: bool,
+    inits: AtomicU64,
+}
+
+impl Flaky {
+    fn new(expire_next: bool, refuse_init: bool) -> Arc<Self> {
+        Arc::new(Flaky {
+            inner: Arc::new(aicut::engine::builtin::engine(Default::default())),
+            expire_next: AtomicBool::new(expire_next),
+            refuse_init,
+            inits: AtomicU64::new(0),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for Flaky {
+    fn name(&self) -> String {
+        "flaky".into()
+    }
+    async fn initialize(&self, image: Arc<LoadedImage>) -> Result<SessionId, EngineError> {
+        self.inits.fetch_add(1, Ordering::SeqCst);
+        if self.refuse_init {
+            return Err(EngineError::Unauthorized("invalid key".into()));
+        }
+        self.inner.initialize(image).await
+    }
+    async fn segment(
+        &self,
+        session: &SessionId,
+        prompt: &Prompt,
+        request_number: u64,
+    ) -> Result<AlphaMask, EngineError> {
+        if self.expire_next.swap(false, Ordering::SeqCst) {
+            return Err(EngineError::SessionNotFound("expired".into()));
+        }
+        self.inner.segment(session, prompt, request_number).await
+    }
+}
+
+fn api_like(engine: Arc<dyn Engine>) -> Options {
+    let mut o = options(None, None);
+    o.engine = Some((
+        engine,
+        WorkerPolicy {
+            auto_reinitialize: false,
+            ..WorkerPolicy::default()
+        },
+    ));
+    o
+}
+
+#[test]
+fn an_expired_session_offers_a_new_one_and_keeps_the_dots() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_scene(dir.path(), "scene.png", 240, 180);
+    let engine = Flaky::new(true, false);
+    let mut h = harness(1.0, api_like(engine.clone()));
+    open(&mut h, &path);
+    wait_ready(&mut h);
+    let p = pixel_centre(&h, 120, 90);
+    click(&mut h, p, PointerButton::Primary, Modifiers::NONE);
+    wait_until(&mut h, "the expiry", |a| {
+        matches!(a.session_state(), SessionState::Expired)
+    });
+    assert!(h.state().messages().iter().any(|m| m.contains("expired")));
+    assert_eq!(h.state().dots().len(), 1, "the dots are kept");
+    assert!(h.state().shown_mask().is_none());
+    assert_eq!(
+        engine.inits.load(Ordering::SeqCst),
+        1,
+        "no new session without consent"
+    );
+    h.get_by_label("Start a new session (costs 1 credit)")
+        .click();
+    wait_until(&mut h, "a mask from the new session", |a| {
+        a.shown_mask().is_some()
+    });
+    assert_eq!(engine.inits.load(Ordering::SeqCst), 2);
+    assert_eq!(h.state().shown_mask().unwrap().2.green.len(), 1);
+}
+
+#[test]
+fn a_refused_key_says_what_to_do_and_the_app_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_scene(dir.path(), "scene.png", 240, 180);
+    let mut h = harness(1.0, api_like(Flaky::new(false, true)));
+    open(&mut h, &path);
+    wait_until(&mut h, "the failure", |a| {
+        matches!(a.session_state(), SessionState::Failed(_))
+    });
+    let messages = h.state().messages();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("API key") && m.contains("Settings")),
+        "{messages:?}"
+    );
+    // The image stays open and dots can still be placed.
+    let p = pixel_centre(&h, 30, 30);
+    click(&mut h, p, PointerButton::Primary, Modifiers::NONE);
+    assert_eq!(h.state().dots().len(), 1);
+    h.get_by_label("Open Settings").click();
+    for _ in 0..5 {
+        h.step();
+    }
+    assert!(
+        h.query_by_label("Apply").is_some(),
+        "the settings window opened"
+    );
 }

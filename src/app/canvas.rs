@@ -344,6 +344,7 @@ impl App {
                     save: false,
                     text: String::new(),
                     note: "Type the path of an image to open:".into(),
+                    focused: false,
                 });
             }
             ui.add_space(8.0);

@@ -87,8 +87,8 @@ const MAX_RECENT: usize = 10;
 pub struct Options {
     pub image: Option<PathBuf>,
     pub dialogs: Arc<dyn FileDialogs>,
-    /// Use this engine whatever the settings say (tests).
-    pub engine: Option<Arc<dyn Engine>>,
+    /// Use this engine, with this worker policy, whatever the settings say (tests).
+    pub engine: Option<(Arc<dyn Engine>, WorkerPolicy)>,
     /// Where the API key is kept; `None` keeps it in memory only.
     pub key_file: Option<PathBuf>,
 }
@@ -244,6 +244,8 @@ pub struct PathEntry {
     pub save: bool,
     pub text: String,
     pub note: String,
+    /// The text field got the keyboard once (on opening).
+    pub focused: bool,
 }
 
 /// Settings being edited, applied with "Apply".
@@ -266,7 +268,7 @@ pub struct App {
     pub(crate) settings: Settings,
     key_file: Option<PathBuf>,
     api_key: String,
-    engine_override: Option<Arc<dyn Engine>>,
+    engine_override: Option<(Arc<dyn Engine>, WorkerPolicy)>,
     worker: WorkerHandle,
     /// The worker numbers the images it opens; this mirrors its count so that reports
     /// about an earlier image are recognised and dropped.
@@ -844,6 +846,7 @@ impl App {
                             save: false,
                             text: String::new(),
                             note: format!("{note}. Type the path of an image to open:"),
+                            focused: false,
                         })
                     }
                 }
@@ -864,6 +867,7 @@ impl App {
                             save: true,
                             text: proposed.display().to_string(),
                             note: format!("{note}. Type where to save the cut-out:"),
+                            focused: false,
                         })
                     }
                 }
@@ -926,14 +930,14 @@ fn error_advice(e: &EngineError) -> String {
 /// The engine the settings ask for, its worker policy, and a problem to show if the
 /// choice could not be honoured (then the built-in engine stands in).
 fn make_engine(
-    overridden: Option<Arc<dyn Engine>>,
+    overridden: Option<(Arc<dyn Engine>, WorkerPolicy)>,
     settings: &Settings,
     api_key: &str,
 ) -> (Arc<dyn Engine>, WorkerPolicy, Option<String>) {
     let builtin =
         || -> Arc<dyn Engine> { Arc::new(crate::engine::builtin::engine(Default::default())) };
-    if let Some(e) = overridden {
-        return (e, WorkerPolicy::default(), None);
+    if let Some((e, policy)) = overridden {
+        return (e, policy, None);
     }
     match settings.engine {
         EngineKind::Builtin => (builtin(), WorkerPolicy::default(), None),

@@ -249,6 +249,7 @@ impl App {
         }
         if let Some(mut entry) = self.path_entry.take() {
             let mut open = true;
+            let mut close = false;
             let mut go = false;
             let title = if entry.save {
                 "Save the cut-out as"
@@ -266,6 +267,13 @@ impl App {
                             .desired_width(420.0)
                             .hint_text("/path/to/image.jpg"),
                     );
+                    if !entry.focused {
+                        r.request_focus();
+                        entry.focused = true;
+                    }
+                    if r.has_focus() && ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+                        close = true;
+                    }
                     let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
                     ui.horizontal(|ui| {
                         go = ui
@@ -282,7 +290,7 @@ impl App {
                 } else {
                     self.open_path(path);
                 }
-            } else if open {
+            } else if open && !close {
                 self.path_entry = Some(entry);
             }
         }
@@ -335,6 +343,7 @@ impl App {
             save,
             text: String::new(),
             note: "Type a path:".into(),
+            focused: false,
         });
     }
 }
