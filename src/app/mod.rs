@@ -538,6 +538,16 @@ impl App {
             .and_then(|d| d.image.path.as_ref())
             .or(self.settings.recent.first())
             .and_then(|p| p.parent().map(Path::to_path_buf));
+        if self.tasks.dialog_open {
+            // A dialog that never came back (a stuck portal) must not lock the user out.
+            self.path_entry = Some(PathEntry {
+                save: false,
+                text: String::new(),
+                note: "The system file dialog is still open elsewhere. Type the path of an image to open:".into(),
+                focused: false,
+            });
+            return;
+        }
         self.tasks.pick_image(dir);
     }
 
