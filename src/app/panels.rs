@@ -204,10 +204,13 @@ impl App {
         if self.show_settings {
             let mut open = true;
             let mut apply = false;
+            let top = egui::pos2(ctx.content_rect().center().x, 60.0);
             egui::Window::new("Settings")
                 .open(&mut open)
                 .collapsible(false)
                 .resizable(false)
+                .pivot(egui::Align2::CENTER_TOP)
+                .default_pos(top)
                 .show(ctx, |ui| {
                     ui.label(RichText::new("Segmentation engine").strong());
                     ui.radio_value(&mut self.draft.engine, EngineKind::Builtin, "Built-in (no network, no account)");
