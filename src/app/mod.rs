@@ -309,6 +309,9 @@ struct FrameStats {
     frames: u32,
     sum: Duration,
     max: Duration,
+    /// Time spent in `App::ui` itself (our UI-thread work, without rendering).
+    ui_sum: Duration,
+    ui_max: Duration,
 }
 
 impl FrameStats {
@@ -319,27 +322,36 @@ impl FrameStats {
             frames: 0,
             sum: Duration::ZERO,
             max: Duration::ZERO,
+            ui_sum: Duration::ZERO,
+            ui_max: Duration::ZERO,
         })
     }
 
-    fn frame(&mut self, busy: bool) {
+    fn frame(&mut self, busy: bool, ui_time: Duration) {
         let now = Instant::now();
         let dt = now - self.last;
         self.last = now;
         self.frames += 1;
         self.sum += dt;
         self.max = self.max.max(dt);
+        self.ui_sum += ui_time;
+        self.ui_max = self.ui_max.max(ui_time);
         if now - self.window_start >= Duration::from_secs(2) {
             eprintln!(
-                "aicut frame stats: {} frames, mean {:.1} ms, max {:.1} ms, engine busy: {busy}",
+                "aicut frame stats: {} frames, frame mean {:.1} ms, max {:.1} ms; \
+                 ui() mean {:.2} ms, max {:.2} ms; engine busy: {busy}",
                 self.frames,
                 self.sum.as_secs_f64() * 1000.0 / self.frames as f64,
-                self.max.as_secs_f64() * 1000.0
+                self.max.as_secs_f64() * 1000.0,
+                self.ui_sum.as_secs_f64() * 1000.0 / self.frames as f64,
+                self.ui_max.as_secs_f64() * 1000.0,
             );
             self.window_start = now;
             self.frames = 0;
             self.sum = Duration::ZERO;
             self.max = Duration::ZERO;
+            self.ui_sum = Duration::ZERO;
+            self.ui_max = Duration::ZERO;
         }
     }
 }
@@ -989,6 +1001,7 @@ fn make_engine(
 impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
+        let started = Instant::now();
         if let Some(path) = self.open_on_start.take() {
             self.open_path(path);
         }
@@ -1004,7 +1017,7 @@ impl eframe::App for App {
             ctx.request_repaint_after(Duration::from_millis(500));
         }
         if let Some(stats) = self.frame_stats.as_mut() {
-            stats.frame(self.busy);
+            stats.frame(self.busy, started.elapsed());
             ctx.request_repaint();
         }
     }
