@@ -622,3 +622,48 @@ fn a_refused_key_says_what_to_do_and_the_app_goes_on() {
         "the settings window opened"
     );
 }
+
+#[test]
+fn the_wheel_zooms_about_the_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_scene(dir.path(), "scene.png", 240, 180);
+    let mut h = harness(1.0, options(None, None));
+    open(&mut h, &path);
+    h.key_press(Key::Num1);
+    h.step();
+    let before = h.state().view().unwrap();
+    let anchor = pixel_centre(&h, 70, 50);
+    h.event(Event::PointerMoved(anchor));
+    h.event(Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Point,
+        delta: vec2(0.0, 120.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Unknown,
+        modifiers: Modifiers::NONE,
+    });
+    for _ in 0..30 {
+        h.step();
+    }
+    let after = h.state().view().unwrap();
+    assert!(
+        after.zoom > before.zoom * 1.2,
+        "{} -> {}",
+        before.zoom,
+        after.zoom
+    );
+    let under = |v: &aicut::app::view::View| v.screen_to_image(anchor);
+    assert!((under(&after) - under(&before)).length() < 0.05);
+    // Keyboard zoom out and "fit" also work.
+    h.key_press(Key::Minus);
+    h.step();
+    assert!(h.state().view().unwrap().zoom < after.zoom);
+    h.key_press(Key::F);
+    h.step();
+    h.step();
+    let fit = h.state().view().unwrap();
+    assert!(
+        h.state()
+            .canvas_rect()
+            .contains_rect(fit.image_rect([240, 180]))
+    );
+}
