@@ -680,8 +680,9 @@ impl App {
         }
     }
 
+    /// `path` comes resolved from the decode task (no file system work here).
     fn remember_recent(&mut self, path: &Path) {
-        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let path = path.to_path_buf();
         self.settings.recent.retain(|p| p != &path);
         self.settings.recent.insert(0, path);
         self.settings.recent.truncate(MAX_RECENT);

@@ -175,6 +175,8 @@ impl Tasks {
                         display,
                     }
                 });
+            // The absolute path for the recent-files list, resolved here, off the UI thread.
+            let path = path.canonicalize().unwrap_or(path);
             TaskResult::Decoded {
                 generation,
                 path,
