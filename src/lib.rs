@@ -1,9 +1,11 @@
 //! aicut: point-based cut-outs.
 //!
 //! The crate is organised by concern: [`engine`] holds the AI Cut contract and the engines
-//! behind it, [`imageio`] decoding and saving, [`cut`] the headless cut-out used by the
-//! CLI. The binary in `main.rs` is only argument parsing.
+//! behind it, [`worker`] the latest-wins bridge every front door uses, [`app`] the editor,
+//! [`server`] `aicut serve`, [`imageio`] decoding and saving, [`cut`] the headless cut-out.
+//! The binary in `main.rs` is only argument parsing.
 
+pub mod app;
 pub mod bench;
 pub mod cut;
 pub mod engine;

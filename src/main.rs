@@ -294,12 +294,13 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
-        None => {
-            use clap::CommandFactory;
-            eprintln!("aicut: the editor is not built yet; use a subcommand for now.\n");
-            let _ = Cli::command().print_help();
-            ExitCode::from(2)
-        }
+        None => match aicut::app::run(cli.image) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("aicut: error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Cut {
             image,
             green,
