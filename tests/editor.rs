@@ -667,3 +667,40 @@ fn the_wheel_zooms_about_the_cursor() {
             .contains_rect(fit.image_rect([240, 180]))
     );
 }
+
+#[test]
+fn the_sam_engine_loads_in_the_background_and_a_bad_model_file_is_reported() {
+    use candle_nn::{VarBuilder, VarMap};
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_scene(dir.path(), "scene.png", 160, 120);
+
+    // A model file that does not exist: the app reports it and keeps the image.
+    let missing =
+        aicut::engine::sam::LazySamEngine::new(dir.path().join("nope.pt"), Default::default());
+    let mut h = harness(1.0, options(None, Some(Arc::new(missing))));
+    open(&mut h, &path);
+    wait_until(&mut h, "the load error", |a| {
+        a.messages()
+            .iter()
+            .any(|m| m.contains("cannot load the SAM model"))
+    });
+    assert!(h.state().image().is_some());
+
+    // A real (randomly initialised) MobileSAM checkpoint: a click gets a mask.
+    let model = dir.path().join("mobile_sam.safetensors");
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &candle_core::Device::Cpu);
+    candle_transformers::models::segment_anything::sam::Sam::new_tiny(vb).unwrap();
+    varmap.save(&model).unwrap();
+    let sam = aicut::engine::sam::LazySamEngine::new(model, Default::default());
+    let mut h = harness(1.0, options(None, Some(Arc::new(sam))));
+    open(&mut h, &path);
+    wait_ready(&mut h);
+    let p = pixel_centre(&h, 80, 60);
+    click(&mut h, p, PointerButton::Primary, Modifiers::NONE);
+    wait_until(&mut h, "the SAM overlay", |a| {
+        a.overlay_request() == Some(1)
+    });
+    let (_, mask, _) = h.state().shown_mask().expect("a mask is shown");
+    assert_eq!(mask.dimensions(), (160, 120));
+}

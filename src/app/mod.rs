@@ -65,6 +65,8 @@ impl ViewMode {
 pub struct Settings {
     pub engine: EngineKind,
     pub api_base_url: String,
+    /// The SAM checkpoint used when `engine` is `Sam`.
+    pub sam_model: String,
     pub view_mode: ViewMode,
     pub recent: Vec<PathBuf>,
 }
@@ -74,6 +76,7 @@ impl Default for Settings {
         Settings {
             engine: EngineKind::Builtin,
             api_base_url: DEFAULT_API_URL.into(),
+            sam_model: std::env::var(crate::engine::sam::MODEL_ENV).unwrap_or_default(),
             view_mode: ViewMode::Mask,
             recent: Vec::new(),
         }
@@ -253,6 +256,7 @@ pub struct PathEntry {
 pub struct SettingsDraft {
     pub engine: EngineKind,
     pub api_base_url: String,
+    pub sam_model: String,
     pub api_key: String,
 }
 
@@ -375,6 +379,7 @@ impl App {
         let draft = SettingsDraft {
             engine: settings.engine,
             api_base_url: settings.api_base_url.clone(),
+            sam_model: settings.sam_model.clone(),
             api_key: api_key.clone(),
         };
         let (engine, policy, problem) = make_engine(options.engine.clone(), &settings, &api_key);
@@ -642,6 +647,7 @@ impl App {
     pub(crate) fn apply_settings(&mut self) {
         self.settings.engine = self.draft.engine;
         self.settings.api_base_url = self.draft.api_base_url.trim().to_string();
+        self.settings.sam_model = self.draft.sam_model.trim().to_string();
         if self.draft.api_key != self.api_key {
             self.api_key = self.draft.api_key.trim().to_string();
             if let Some(path) = self.key_file.clone() {
@@ -964,6 +970,19 @@ fn make_engine(
     }
     match settings.engine {
         EngineKind::Builtin => (builtin(), WorkerPolicy::default(), None),
+        EngineKind::Sam => {
+            let path = settings.sam_model.trim();
+            if path.is_empty() {
+                return (
+                    builtin(),
+                    WorkerPolicy::default(),
+                    Some("The SAM engine needs a model file: enter its path in Settings. Using the built-in engine meanwhile.".into()),
+                );
+            }
+            // Loading happens in the worker on the first image, never on the UI thread.
+            let engine = crate::engine::sam::LazySamEngine::new(path.into(), Default::default());
+            (Arc::new(engine), WorkerPolicy::default(), None)
+        }
         EngineKind::Api => {
             if api_key.trim().is_empty() {
                 return (

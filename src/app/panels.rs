@@ -215,8 +215,16 @@ impl App {
                     ui.label(RichText::new("Segmentation engine").strong());
                     ui.radio_value(&mut self.draft.engine, EngineKind::Builtin, "Built-in (no network, no account)");
                     ui.radio_value(&mut self.draft.engine, EngineKind::Api, "AI Cut API (hosted, needs a key)");
-                    ui.add_enabled_ui(false, |ui| {
-                        let _ = ui.radio(false, "SAM model file: not available in this build");
+                    ui.radio_value(&mut self.draft.engine, EngineKind::Sam, "SAM model file (MobileSAM or SAM, runs locally)");
+                    ui.add_enabled_ui(self.draft.engine == EngineKind::Sam, |ui| {
+                        ui.horizontal(|ui| {
+                            ui.label("Model file");
+                            ui.add(
+                                egui::TextEdit::singleline(&mut self.draft.sam_model)
+                                    .hint_text("/path/to/mobile_sam.pt or .safetensors")
+                                    .desired_width(280.0),
+                            );
+                        });
                     });
                     ui.add_space(6.0);
                     ui.add_enabled_ui(self.draft.engine == EngineKind::Api, |ui| {

@@ -257,3 +257,68 @@ fn upsample_logits(logits: &[Vec<f32>], resized: (usize, usize), full: (u32, u32
         image::Luma([(a * 255.0).round() as u8])
     })
 }
+
+/// A SAM engine that loads its model file on first use, inside the worker, so choosing
+/// it in the editor never blocks the UI. A failed load is reported as an engine error
+/// and tried again on the next initialize (the user may fix the file meanwhile).
+pub struct LazySamEngine {
+    path: PathBuf,
+    config: StoreConfig,
+    loaded: tokio::sync::OnceCell<LocalEngine>,
+}
+
+impl LazySamEngine {
+    pub fn new(path: PathBuf, config: StoreConfig) -> Self {
+        LazySamEngine {
+            path,
+            config,
+            loaded: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Engine for LazySamEngine {
+    fn name(&self) -> String {
+        match self.loaded.get() {
+            Some(e) => e.name(),
+            None => format!("SAM ({})", crate::imageio::display_name(&self.path)),
+        }
+    }
+
+    async fn initialize(
+        &self,
+        image: Arc<crate::imageio::LoadedImage>,
+    ) -> Result<super::SessionId, EngineError> {
+        let engine = self
+            .loaded
+            .get_or_try_init(|| async {
+                let (path, config) = (self.path.clone(), self.config);
+                tokio::task::spawn_blocking(move || engine(&path, config))
+                    .await
+                    .map_err(|e| EngineError::Engine(e.to_string()))?
+            })
+            .await?;
+        engine.initialize(image).await
+    }
+
+    async fn segment(
+        &self,
+        session: &super::SessionId,
+        prompt: &Prompt,
+        request_number: u64,
+    ) -> Result<AlphaMask, EngineError> {
+        match self.loaded.get() {
+            Some(e) => e.segment(session, prompt, request_number).await,
+            None => Err(EngineError::SessionNotFound(
+                "the model is not loaded".into(),
+            )),
+        }
+    }
+
+    async fn close(&self, session: &super::SessionId) {
+        if let Some(e) = self.loaded.get() {
+            e.close(session).await;
+        }
+    }
+}
