@@ -17,6 +17,6 @@ log=$(mktemp)
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 100); do grep -q "AI Cut API on" "$log" && break; sleep 0.1; done
-url=$(grep -o "AI Cut API on [^ ]*" "$log" | awk '{print $4}')
+url=$(grep -o "AI Cut API on [^ ]*" "$log" | awk '{print $5}')
 [ -n "$url" ] || { cat "$log" >&2; exit 1; }
 .venv/bin/python "$tool" --api "$url" --dataset "$dataset" --kind "$kind" "$@"
