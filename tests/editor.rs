@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use aicut::app::state::{DotKind, PlacedDot};
 use aicut::app::tasks::FileDialogs;
-use aicut::app::{App, Options, SessionState};
+use aicut::app::{App, Options, SessionState, ViewMode};
 use aicut::engine::{AlphaMask, Engine, EngineError, Prompt, SessionId};
 use aicut::imageio::LoadedImage;
 use aicut::worker::WorkerPolicy;
@@ -504,6 +504,76 @@ fn an_image_given_at_start_opens_and_v_switches_the_view() {
     h.key_press(Key::V);
     h.step();
     assert_ne!(h.state().view_mode(), before);
+}
+
+/// The sizes of the uploaded textures called `name`.
+fn texture_sizes(h: &Harness<'static, App>, name: &str) -> Vec<[usize; 2]> {
+    let mgr = h.ctx.tex_manager();
+    let mgr = mgr.read();
+    mgr.allocated()
+        .filter(|(_, meta)| meta.name == name)
+        .map(|(_, meta)| meta.size)
+        .collect()
+}
+
+#[test]
+fn the_cutout_is_built_only_for_the_cutout_view_and_follows_the_newest_mask() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_scene(dir.path(), "cut.png", 240, 180);
+    let mut h = harness(1.0, options(None, None));
+    open(&mut h, &path);
+    wait_ready(&mut h);
+    assert_eq!(h.state().view_mode(), ViewMode::Mask);
+    let p = pixel_centre(&h, 120, 90);
+    click(&mut h, p, PointerButton::Primary, Modifiers::NONE);
+    wait_until(&mut h, "the selection overlay of request 1", |a| {
+        a.overlay_request() == Some(1)
+    });
+    for _ in 0..10 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(
+        h.state().cutout_request(),
+        None,
+        "no cut-out picture is built while the selection view is shown"
+    );
+    assert!(texture_sizes(&h, "cutout").is_empty());
+
+    // V: the cut-out view builds the cut-out for the shown mask, off the UI thread.
+    h.key_press(Key::V);
+    h.step();
+    assert_eq!(h.state().view_mode(), ViewMode::Cutout);
+    wait_until(&mut h, "the cut-out of request 1", |a| {
+        a.cutout_request() == Some(1)
+    });
+    h.step();
+    assert_eq!(texture_sizes(&h, "cutout"), vec![[240, 180]]);
+
+    // A new dot in the cut-out view: the cut-out follows the newest mask, the stale
+    // selection overlay is freed, and only one cut-out texture is kept.
+    let p = pixel_centre(&h, 110, 95);
+    click(&mut h, p, PointerButton::Primary, Modifiers::NONE);
+    wait_until(&mut h, "the cut-out of request 2", |a| {
+        a.shown_mask().is_some_and(|(n, _, _)| n == 2) && a.cutout_request() == Some(2)
+    });
+    h.step();
+    assert_eq!(h.state().overlay_request(), None);
+    assert_eq!(texture_sizes(&h, "cutout"), vec![[240, 180]]);
+
+    // Back to the selection view (V twice): its overlay is rebuilt for the newest mask.
+    h.key_press(Key::V);
+    h.step();
+    h.key_press(Key::V);
+    h.step();
+    assert_eq!(h.state().view_mode(), ViewMode::Mask);
+    wait_until(&mut h, "the selection overlay of request 2", |a| {
+        a.overlay_request() == Some(2)
+    });
+    h.step();
+    assert_eq!(texture_sizes(&h, "selection"), vec![[240, 180]]);
+    // The uploaded cut-out of the shown mask stays for a quick switch back; no other.
+    assert_eq!(texture_sizes(&h, "cutout"), vec![[240, 180]]);
 }
 
 /// The built-in engine, whose first segment call finds the session expired (404), or

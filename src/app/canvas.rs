@@ -264,7 +264,8 @@ impl App {
         painter.rect_filled(rect, CornerRadius::ZERO, Color32::from_gray(32));
         let img_rect = doc.view.image_rect(size);
         let uv = Rect::from_min_max(Pos2::ZERO, pos2(1.0, 1.0));
-        let show_cutout = mode == ViewMode::Cutout && doc.overlay.is_some();
+        // Until the first cut-out picture is built, the photo is shown.
+        let show_cutout = mode == ViewMode::Cutout && doc.layers.cutout.is_some();
         if show_cutout {
             if let Some(checker) = &self.checker {
                 // The checker texture repeats; one quad covers the image at 8-point squares.
@@ -278,17 +279,17 @@ impl App {
                     Color32::WHITE,
                 );
             }
-            if let Some(o) = doc.overlay.as_mut() {
-                let tex = o.cutout.get(&ctx, "cutout");
+            if let Some(l) = doc.layers.cutout.as_mut() {
+                let tex = l.texture.get(&ctx, "cutout");
                 painter.image(tex.id(), img_rect, uv, Color32::WHITE);
             }
         } else {
             let tex = doc.texture.get(&ctx, "photo");
             painter.image(tex.id(), img_rect, uv, Color32::WHITE);
             if mode == ViewMode::Mask
-                && let Some(o) = doc.overlay.as_mut()
+                && let Some(l) = doc.layers.tint.as_mut()
             {
-                let tex = o.tint.get(&ctx, "selection");
+                let tex = l.texture.get(&ctx, "selection");
                 painter.image(tex.id(), img_rect, uv, Color32::WHITE);
             }
         }

@@ -25,7 +25,7 @@ use crate::imageio::{self, LoadedImage};
 use crate::worker::{self, Command, Event, WorkerHandle, WorkerPolicy};
 
 use state::DotHistory;
-use tasks::{FileDialogs, NativeDialogs, TaskResult, Tasks};
+use tasks::{FileDialogs, LayerKind, NativeDialogs, TaskResult, Tasks};
 use view::View;
 
 /// What the canvas shows over (or instead of) the photo; V or Tab cycles.
@@ -110,6 +110,7 @@ impl Options {
 
 /// Opens the editor window; returns when it is closed.
 pub fn run(image: Option<PathBuf>) -> Result<(), String> {
+    return_big_buffers_to_the_os();
     let mut viewport = egui::ViewportBuilder::default()
         .with_title("aicut")
         .with_app_id("io.github.aicut")
@@ -129,6 +130,19 @@ pub fn run(image: Option<PathBuf>) -> Result<(), String> {
         Box::new(move |cc| Ok(Box::new(App::new(cc, Options::desktop(image))))),
     )
     .map_err(|e| format!("the editor window could not open: {e}"))
+}
+
+/// glibc raises its mmap threshold each time a large block is freed, so after the first
+/// few display-sized pictures (12 MB each for a 12 MP photo) freed ones stay in the heap
+/// and keep counting as resident memory. A fixed 1 MiB threshold keeps every picture in
+/// its own mapping, given back to the system as soon as it is dropped.
+fn return_big_buffers_to_the_os() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; it is called before the editor
+    // starts its threads.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
 }
 
 fn window_icon() -> Option<egui::IconData> {
@@ -182,11 +196,57 @@ fn texture_options() -> TextureOptions {
     }
 }
 
-/// The overlay for the newest shown mask.
-pub(crate) struct Overlay {
+impl ViewMode {
+    /// The overlay picture this view draws, if any.
+    pub(crate) fn layer(self) -> Option<LayerKind> {
+        match self {
+            ViewMode::Mask => Some(LayerKind::Tint),
+            ViewMode::Cutout => Some(LayerKind::Cutout),
+            ViewMode::Original => None,
+        }
+    }
+}
+
+/// An overlay picture (the tint or the cut-out) for one shown mask.
+pub(crate) struct Layer {
+    /// Which accepted mask it shows (see [`Document::mask_serial`]).
+    pub serial: u64,
     pub request_number: u64,
-    pub tint: LazyTexture,
-    pub cutout: LazyTexture,
+    pub texture: LazyTexture,
+}
+
+/// The overlay pictures of a document. Each is built off the UI thread only when the view
+/// needs it, one build per kind at a time; the newest mask's picture replaces older ones.
+#[derive(Default)]
+pub(crate) struct Layers {
+    pub tint: Option<Layer>,
+    pub cutout: Option<Layer>,
+    /// The serial of the mask a build of that kind is running for.
+    building_tint: Option<u64>,
+    building_cutout: Option<u64>,
+}
+
+impl Layers {
+    pub fn get(&self, kind: LayerKind) -> Option<&Layer> {
+        match kind {
+            LayerKind::Tint => self.tint.as_ref(),
+            LayerKind::Cutout => self.cutout.as_ref(),
+        }
+    }
+
+    pub fn get_mut(&mut self, kind: LayerKind) -> &mut Option<Layer> {
+        match kind {
+            LayerKind::Tint => &mut self.tint,
+            LayerKind::Cutout => &mut self.cutout,
+        }
+    }
+
+    fn building(&mut self, kind: LayerKind) -> &mut Option<u64> {
+        match kind {
+            LayerKind::Tint => &mut self.building_tint,
+            LayerKind::Cutout => &mut self.building_cutout,
+        }
+    }
 }
 
 /// A dot being dragged: which, and where it is now.
@@ -208,7 +268,11 @@ pub(crate) struct Document {
     /// The newest mask accepted: its request number, pixels and prompt.
     pub shown_request: u64,
     pub mask: Option<(Arc<AlphaMask>, Prompt)>,
-    pub overlay: Option<Overlay>,
+    /// Counts the masks accepted for this document (whatever the worker numbers them).
+    pub mask_serial: u64,
+    /// Overlay pictures for masks up to this serial are stale (all dots were removed).
+    pub cleared_serial: u64,
+    pub layers: Layers,
     pub drag: Option<DotDrag>,
 }
 
@@ -476,13 +540,24 @@ impl App {
         d.mask.as_ref().map(|(m, p)| (d.shown_request, m, p))
     }
 
-    /// The request number of the overlay on screen (built off the UI thread).
+    /// The request number of the selection overlay (built off the UI thread while the
+    /// selection view is shown).
     pub fn overlay_request(&self) -> Option<u64> {
+        self.layer_request(LayerKind::Tint)
+    }
+
+    /// The request number of the cut-out picture (built off the UI thread while the
+    /// cut-out view is shown).
+    pub fn cutout_request(&self) -> Option<u64> {
+        self.layer_request(LayerKind::Cutout)
+    }
+
+    fn layer_request(&self, kind: LayerKind) -> Option<u64> {
         self.doc
             .as_ref()?
-            .overlay
-            .as_ref()
-            .map(|o| o.request_number)
+            .layers
+            .get(kind)
+            .map(|l| l.request_number)
     }
 
     pub fn view_mode(&self) -> ViewMode {
@@ -607,7 +682,9 @@ impl App {
         let prompt = doc.dots.prompt();
         if prompt.green.is_empty() {
             doc.mask = None;
-            doc.overlay = None;
+            doc.cleared_serial = doc.mask_serial;
+            doc.layers.tint = None;
+            doc.layers.cutout = None;
         }
         self.worker.send(Command::Prompt(prompt));
     }
@@ -783,7 +860,8 @@ impl App {
                     return;
                 }
                 doc.shown_request = request_number;
-                doc.mask = Some((mask.clone(), prompt));
+                doc.mask_serial += 1;
+                doc.mask = Some((mask, prompt));
                 self.last_round_trip = Some(round_trip);
                 self.retry_note = None;
                 if self
@@ -793,13 +871,7 @@ impl App {
                 {
                     self.banner = None;
                 }
-                self.tasks.overlay(
-                    doc.generation,
-                    request_number,
-                    doc.image.clone(),
-                    mask,
-                    doc.display_size,
-                );
+                // The overlay the view needs is built by `update_layers` this frame.
             }
         }
     }
@@ -829,7 +901,9 @@ impl App {
                             needs_fit: true,
                             shown_request: 0,
                             mask: None,
-                            overlay: None,
+                            mask_serial: 0,
+                            cleared_serial: 0,
+                            layers: Layers::default(),
                             drag: None,
                         });
                         self.banner = self
@@ -847,23 +921,32 @@ impl App {
                     }
                 }
             }
-            TaskResult::Overlay(o) => {
+            TaskResult::Layer(l) => {
                 let Some(doc) = self.doc.as_mut() else { return };
-                let newer = doc
-                    .overlay
-                    .as_ref()
-                    .is_none_or(|c| o.request_number > c.request_number);
-                if o.image_gen == doc.generation
-                    && newer
-                    && o.request_number <= doc.shown_request
+                if l.image_gen != doc.generation {
+                    return; // for an image no longer open
+                }
+                let building = doc.layers.building(l.kind);
+                if *building == Some(l.serial) {
+                    *building = None;
+                }
+                let newer = doc.layers.get(l.kind).is_none_or(|c| l.serial > c.serial);
+                let wanted = self.settings.view_mode.layer() == Some(l.kind);
+                if newer
+                    && wanted
+                    && l.serial > doc.cleared_serial
+                    && l.serial <= doc.mask_serial
                     && doc.mask.is_some()
                 {
-                    doc.overlay = Some(Overlay {
-                        request_number: o.request_number,
-                        tint: LazyTexture::Pending(o.tint),
-                        cutout: LazyTexture::Pending(o.cutout),
+                    // Replaces (and frees) the older picture, uploaded or not.
+                    *doc.layers.get_mut(l.kind) = Some(Layer {
+                        serial: l.serial,
+                        request_number: l.request_number,
+                        texture: LazyTexture::Pending(l.image),
                     });
                 }
+                // Otherwise the picture is dropped here: superseded, or for a view that
+                // is no longer shown.
             }
             TaskResult::Picked { result } => {
                 self.tasks.dialog_open = false;
@@ -912,6 +995,43 @@ impl App {
                 }
             }
         }
+    }
+
+    /// Starts building the overlay picture the current view needs, when the shown mask is
+    /// newer than the one it has (one build per kind at a time; a newer mask that arrives
+    /// meanwhile is built next). Frees pictures the current view does not draw unless
+    /// they are uploaded and current, so switching back to them is instant.
+    fn update_layers(&mut self) {
+        let needed = self.settings.view_mode.layer();
+        let Some(doc) = self.doc.as_mut() else { return };
+        for kind in [LayerKind::Tint, LayerKind::Cutout] {
+            if Some(kind) == needed {
+                continue;
+            }
+            let slot = doc.layers.get_mut(kind);
+            let keep = slot.as_ref().is_some_and(|l| {
+                l.serial == doc.mask_serial && matches!(l.texture, LazyTexture::Ready(_))
+            });
+            if !keep {
+                *slot = None;
+            }
+        }
+        let Some(kind) = needed else { return };
+        let Some((mask, _)) = &doc.mask else { return };
+        let have = doc.layers.get(kind).map_or(0, |l| l.serial);
+        if have >= doc.mask_serial || doc.layers.building(kind).is_some() {
+            return;
+        }
+        *doc.layers.building(kind) = Some(doc.mask_serial);
+        self.tasks.layer(
+            kind,
+            doc.generation,
+            doc.mask_serial,
+            doc.shown_request,
+            doc.image.clone(),
+            mask.clone(),
+            doc.display_size,
+        );
     }
 
     /// Opens the first file dropped onto the window.
@@ -1028,7 +1148,10 @@ impl eframe::App for App {
         self.poll();
         self.handle_drops(&ctx);
         self.shortcuts(&ctx);
+        self.update_layers();
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar(ui));
+        // The toolbar may have switched the view.
+        self.update_layers();
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         egui::CentralPanel::no_frame().show(ui, |ui| self.central(ui));
         self.windows(&ctx);

@@ -94,14 +94,24 @@ pub struct Decoded {
     pub display: ColorImage,
 }
 
-/// An overlay for one mask, at the display copy's size.
-pub struct OverlayImages {
-    pub image_gen: u64,
-    pub request_number: u64,
+/// Which picture a view mode draws for a mask. Only the one the current view needs is
+/// built, so a 12 MP photo never holds both at once for every result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
     /// Tinted selection with its outline, drawn over the photo.
-    pub tint: ColorImage,
+    Tint,
     /// The photo with the mask as alpha, drawn over a checkerboard.
-    pub cutout: ColorImage,
+    Cutout,
+}
+
+/// One overlay picture for one mask, at the display copy's size.
+pub struct LayerImage {
+    pub kind: LayerKind,
+    pub image_gen: u64,
+    /// The document's count of accepted masks when this one was built.
+    pub serial: u64,
+    pub request_number: u64,
+    pub image: ColorImage,
 }
 
 /// What background tasks report.
@@ -111,7 +121,7 @@ pub enum TaskResult {
         path: PathBuf,
         result: Result<Decoded, String>,
     },
-    Overlay(OverlayImages),
+    Layer(LayerImage),
     Picked {
         result: Result<Option<PathBuf>, String>,
     },
@@ -185,22 +195,29 @@ impl Tasks {
         });
     }
 
-    /// Builds the overlay images for a mask at the display copy's size.
-    pub fn overlay(
+    /// Builds one overlay picture for a mask at the display copy's size.
+    #[allow(clippy::too_many_arguments)]
+    pub fn layer(
         &self,
+        kind: LayerKind,
         image_gen: u64,
+        serial: u64,
         request_number: u64,
         image: Arc<LoadedImage>,
         mask: Arc<AlphaMask>,
         display_size: [usize; 2],
     ) {
         self.spawn("overlay", move || {
-            let (tint, cutout) = overlay_images(image.pixels(), &mask, display_size);
-            TaskResult::Overlay(OverlayImages {
+            let image = match kind {
+                LayerKind::Tint => tint_image(&mask, display_size),
+                LayerKind::Cutout => cutout_image(image.pixels(), &mask, display_size),
+            };
+            TaskResult::Layer(LayerImage {
+                kind,
                 image_gen,
+                serial,
                 request_number,
-                tint,
-                cutout,
+                image,
             })
         });
     }
@@ -275,25 +292,23 @@ pub fn display_copy(pixels: &RgbaImage, max_side: usize) -> ColorImage {
 const TINT: [u8; 3] = [40, 130, 255];
 const OUTLINE: Color32 = Color32::from_rgb(255, 214, 0);
 
-/// The tinted selection (with outline) and the cut-out, both at `size`.
-pub fn overlay_images(
-    pixels: &RgbaImage,
-    mask: &GrayImage,
-    size: [usize; 2],
-) -> (ColorImage, ColorImage) {
-    let [w, h] = size;
-    let (mask, photo) = if [w, h] == [mask.width() as usize, mask.height() as usize] {
-        (
-            std::borrow::Cow::Borrowed(mask),
-            std::borrow::Cow::Borrowed(pixels),
-        )
+/// `img` at `size` (borrowed when it already has that size).
+fn at_size<P: image::Pixel + 'static>(
+    img: &image::ImageBuffer<P, Vec<P::Subpixel>>,
+    [w, h]: [usize; 2],
+) -> std::borrow::Cow<'_, image::ImageBuffer<P, Vec<P::Subpixel>>> {
+    if [w, h] == [img.width() as usize, img.height() as usize] {
+        std::borrow::Cow::Borrowed(img)
     } else {
         let f = imageops::FilterType::Triangle;
-        (
-            std::borrow::Cow::Owned(imageops::resize(mask, w as u32, h as u32, f)),
-            std::borrow::Cow::Owned(imageops::resize(pixels, w as u32, h as u32, f)),
-        )
-    };
+        std::borrow::Cow::Owned(imageops::resize(img, w as u32, h as u32, f))
+    }
+}
+
+/// The tinted selection with its outline, at `size`.
+pub fn tint_image(mask: &GrayImage, size: [usize; 2]) -> ColorImage {
+    let [w, h] = size;
+    let mask = at_size(mask, size);
     let m = mask.as_raw();
     let inside = |x: usize, y: usize| m[y * w + x] >= 128;
     // A thicker outline on big images, so it survives being shown smaller (about one
@@ -317,14 +332,21 @@ pub fn overlay_images(
             });
         }
     }
-    let mut cut = Vec::with_capacity(w * h);
-    for (px, a) in photo.pixels().zip(m) {
+    ColorImage::new([w, h], tint)
+}
+
+/// The photo with the mask as alpha, at `size`.
+pub fn cutout_image(pixels: &RgbaImage, mask: &GrayImage, size: [usize; 2]) -> ColorImage {
+    let mask = at_size(mask, size);
+    let photo = at_size(pixels, size);
+    let mut cut = Vec::with_capacity(size[0] * size[1]);
+    for (px, a) in photo.pixels().zip(mask.as_raw()) {
         let alpha = ((px.0[3] as u16 * *a as u16 + 127) / 255) as u8;
         cut.push(Color32::from_rgba_unmultiplied(
             px.0[0], px.0[1], px.0[2], alpha,
         ));
     }
-    (ColorImage::new([w, h], tint), ColorImage::new([w, h], cut))
+    ColorImage::new(size, cut)
 }
 
 /// The file that holds the API key, readable by its owner only.
@@ -394,7 +416,8 @@ mod tests {
                 mask.put_pixel(x, y, image::Luma([255]));
             }
         }
-        let (tint, cut) = overlay_images(&img, &mask, [10, 10]);
+        let tint = tint_image(&mask, [10, 10]);
+        let cut = cutout_image(&img, &mask, [10, 10]);
         assert_eq!(tint.pixels[2 * 10 + 2], OUTLINE);
         assert_eq!(tint.pixels[0].a(), 0);
         assert!(tint.pixels[5 * 10 + 5].a() > 0);
