@@ -110,6 +110,20 @@ fn open(h: &mut Harness<'static, App>, path: &Path) {
     h.step();
 }
 
+/// A fresh scene of `w` x `h` pixels, opened in a new editor. Keep the folder alive.
+fn opened_scene(
+    ppp: f32,
+    opts: Options,
+    w: u32,
+    h: u32,
+) -> (tempfile::TempDir, PathBuf, Harness<'static, App>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_scene(dir.path(), "scene.png", w, h);
+    let mut harness = harness(ppp, opts);
+    open(&mut harness, &path);
+    (dir, path, harness)
+}
+
 fn wait_ready(h: &mut Harness<'static, App>) {
     wait_until(h, "the engine session", |a| {
         matches!(a.session_state(), SessionState::Ready)
@@ -152,10 +166,7 @@ fn dot(kind: DotKind, x: u32, y: u32) -> PlacedDot {
 
 #[test]
 fn clicks_land_on_image_pixels_at_zoom_1_and_after_pan_and_zoom_3() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_scene(dir.path(), "scene.png", 240, 180);
-    let mut h = harness(1.0, options(None, None));
-    open(&mut h, &path);
+    let (_dir, _path, mut h) = opened_scene(1.0, options(None, None), 240, 180);
     h.key_press(Key::Num1);
     h.step();
     let v = h.state().view().unwrap();
@@ -233,10 +244,7 @@ fn clicks_land_on_image_pixels_at_zoom_1_and_after_pan_and_zoom_3() {
 
 #[test]
 fn clicks_land_on_image_pixels_at_pixels_per_point_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_scene(dir.path(), "scene.png", 240, 180);
-    let mut h = harness(2.0, options(None, None));
-    open(&mut h, &path);
+    let (_dir, _path, mut h) = opened_scene(2.0, options(None, None), 240, 180);
     h.key_press(Key::Num1);
     h.step();
     let v = h.state().view().unwrap();
@@ -255,10 +263,7 @@ fn clicks_land_on_image_pixels_at_pixels_per_point_2() {
 
 #[test]
 fn undo_redo_delete_and_drag_dots() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_scene(dir.path(), "scene.png", 240, 180);
-    let mut h = harness(1.0, options(None, None));
-    open(&mut h, &path);
+    let (_dir, _path, mut h) = opened_scene(1.0, options(None, None), 240, 180);
     h.key_press(Key::Num1);
     h.step();
     for (x, y) in [(10, 10), (60, 60), (120, 100)] {
@@ -665,10 +670,7 @@ fn an_expired_session_offers_a_new_one_and_keeps_the_dots() {
 
 #[test]
 fn a_refused_key_says_what_to_do_and_the_app_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_scene(dir.path(), "scene.png", 240, 180);
-    let mut h = harness(1.0, api_like(Flaky::new(false, true)));
-    open(&mut h, &path);
+    let (_dir, _path, mut h) = opened_scene(1.0, api_like(Flaky::new(false, true)), 240, 180);
     wait_until(&mut h, "the failure", |a| {
         matches!(a.session_state(), SessionState::Failed(_))
     });
@@ -695,10 +697,7 @@ fn a_refused_key_says_what_to_do_and_the_app_goes_on() {
 
 #[test]
 fn the_wheel_zooms_about_the_cursor() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_scene(dir.path(), "scene.png", 240, 180);
-    let mut h = harness(1.0, options(None, None));
-    open(&mut h, &path);
+    let (_dir, _path, mut h) = opened_scene(1.0, options(None, None), 240, 180);
     h.key_press(Key::Num1);
     h.step();
     let before = h.state().view().unwrap();
