@@ -47,10 +47,6 @@ impl LocalEngine {
         }
     }
 
-    pub fn with_store(model: Arc<dyn Model>, sessions: Arc<SessionStore<LocalSession>>) -> Self {
-        LocalEngine { model, sessions }
-    }
-
     pub fn sessions(&self) -> &Arc<SessionStore<LocalSession>> {
         &self.sessions
     }

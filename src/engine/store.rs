@@ -70,10 +70,6 @@ impl<T> SessionStore<T> {
         }
     }
 
-    pub fn config(&self) -> StoreConfig {
-        self.config
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner<T>> {
         // A panic while holding the lock leaves the map consistent (every update is a
         // single insert/remove), so a poisoned lock is safe to keep using.
@@ -160,13 +156,6 @@ impl<T> SessionStore<T> {
         if let Some(e) = inner.entries.remove(id) {
             inner.total_bytes -= e.bytes;
         }
-    }
-
-    /// Drops every expired session now (also done on each insert).
-    pub fn purge_expired(&self) {
-        let now = (self.clock)();
-        let mut inner = self.lock();
-        Self::purge_expired_locked(&mut inner, now, self.config.idle_ttl);
     }
 
     fn purge_expired_locked(inner: &mut Inner<T>, now: Instant, ttl: Duration) {

@@ -31,7 +31,8 @@ use crate::engine::{Dot, Engine, EngineError, Prompt, SessionId};
 use crate::imageio::{self, DecodeLimits};
 use crate::wire::{self, ErrorBody, InitializeResponse, SegmentRequest, SegmentResponse};
 
-/// Everything `aicut serve` can be told.
+/// Everything `aicut serve` can be told about HTTP. Session expiry and memory are the
+/// engine's own ([`StoreConfig`] of its [`LocalEngine`]).
 #[derive(Clone)]
 pub struct ServeConfig {
     pub keys: KeyPolicy,
@@ -39,12 +40,8 @@ pub struct ServeConfig {
     pub credits: Option<u64>,
     /// Requests per second per key; `None` is unlimited.
     pub rate_limit: Option<f64>,
-    /// Sessions unused this long expire.
-    pub session_ttl: Duration,
     /// Download links expire this long after they were made.
     pub output_ttl: Duration,
-    /// Sessions are evicted (least recently used first) to stay under this.
-    pub session_memory_cap: usize,
     /// Cut-outs awaiting download are evicted (oldest first) to stay under this.
     pub output_memory_cap: usize,
     /// The largest upload accepted.
@@ -61,9 +58,7 @@ impl Default for ServeConfig {
             keys: KeyPolicy::AnyToken,
             credits: None,
             rate_limit: None,
-            session_ttl: Duration::from_secs(30 * 60),
             output_ttl: Duration::from_secs(10 * 60),
-            session_memory_cap: 2048 * 1024 * 1024,
             output_memory_cap: 512 * 1024 * 1024,
             max_upload_bytes: 64 * 1024 * 1024,
             public_url: None,
