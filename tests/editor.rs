@@ -739,7 +739,6 @@ fn the_wheel_zooms_about_the_cursor() {
 
 #[test]
 fn the_sam_engine_loads_in_the_background_and_a_bad_model_file_is_reported() {
-    use candle_nn::{VarBuilder, VarMap};
     let dir = tempfile::tempdir().unwrap();
     let path = write_scene(dir.path(), "scene.png", 160, 120);
 
@@ -757,10 +756,7 @@ fn the_sam_engine_loads_in_the_background_and_a_bad_model_file_is_reported() {
 
     // A real (randomly initialised) MobileSAM checkpoint: a click gets a mask.
     let model = dir.path().join("mobile_sam.safetensors");
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &candle_core::Device::Cpu);
-    candle_transformers::models::segment_anything::sam::Sam::new_tiny(vb).unwrap();
-    varmap.save(&model).unwrap();
+    common::write_random_mobile_sam(&model);
     let sam = aicut::engine::sam::LazySamEngine::new(model, Default::default());
     let mut h = harness(1.0, options(None, Some(Arc::new(sam))));
     open(&mut h, &path);

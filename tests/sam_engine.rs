@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -13,17 +12,8 @@ use aicut::engine::sam::{self, SamModel, SamVariant};
 use aicut::engine::{Dot, Engine, Prompt};
 use aicut::imageio::LoadedImage;
 use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
-use candle_transformers::models::segment_anything::sam::Sam;
 use common::*;
 use image::DynamicImage;
-
-fn write_random_mobile_sam(path: &Path) {
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    Sam::new_tiny(vb).unwrap();
-    varmap.save(path).unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mobile_sam_checkpoint_loads_and_segments_at_full_resolution() {

@@ -168,3 +168,13 @@ pub fn exif_with_orientation(o: u16) -> Vec<u8> {
     v.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
     v
 }
+
+/// Writes a MobileSAM checkpoint with random weights: real tensors and names, meaningless
+/// masks. No weights can be downloaded in tests.
+pub fn write_random_mobile_sam(path: &std::path::Path) {
+    use candle_nn::{VarBuilder, VarMap};
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &candle_core::Device::Cpu);
+    candle_transformers::models::segment_anything::sam::Sam::new_tiny(vb).unwrap();
+    varmap.save(path).unwrap();
+}
