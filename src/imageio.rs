@@ -222,7 +222,7 @@ pub fn decode_bytes(
         ) => f,
         _ => return Err(ImageLoadError::NotAnImage { name }),
     };
-    if format == ImageFormat::Jpeg && !jpeg_has_end_marker(&bytes) {
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(&bytes) {
         // The JPEG decoder fills a cut-off file with grey instead of failing; a cut-out of
         // half a photo is worse than a clear message.
         return Err(ImageLoadError::Corrupt {
@@ -304,9 +304,75 @@ fn limit_or_corrupt(name: &str, e: image::ImageError, limits: &DecodeLimits) -> 
     }
 }
 
-/// Whether a JPEG stream has its end-of-image marker (some cameras append data after it).
-fn jpeg_has_end_marker(bytes: &[u8]) -> bool {
-    bytes.windows(2).rev().any(|w| w == [0xFF, 0xD9])
+/// Whether a JPEG stream reaches its own end-of-image marker.
+///
+/// Walks the marker structure instead of searching for the bytes `FF D9` anywhere: a camera
+/// photo's EXIF block (APP1) carries a whole thumbnail JPEG with its own end marker, so a
+/// search would pass a photo cut off right after its thumbnail. Segments with a length are
+/// skipped by it; after a start-of-scan, entropy-coded data runs to the next marker other
+/// than byte stuffing (`FF 00`) and restarts (`FF D0`..`FF D7`). Data after the end marker
+/// (some cameras append some) is allowed.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    const SOI: u8 = 0xD8;
+    const EOI: u8 = 0xD9;
+    const SOS: u8 = 0xDA;
+    if bytes.len() < 4 || bytes[0] != 0xFF || bytes[1] != SOI {
+        return false;
+    }
+    let mut at = 2;
+    loop {
+        // A marker: one or more 0xFF fill bytes, then its code.
+        if bytes.get(at) != Some(&0xFF) {
+            return false;
+        }
+        while bytes.get(at) == Some(&0xFF) {
+            at += 1;
+        }
+        let Some(&code) = bytes.get(at) else {
+            return false;
+        };
+        at += 1;
+        match code {
+            EOI => return true,
+            // Markers without a length: restarts, TEM.
+            0xD0..=0xD7 | 0x01 => continue,
+            _ => {}
+        }
+        let Some(len) = bytes
+            .get(at..at + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+        else {
+            return false;
+        };
+        if len < 2 || at + len > bytes.len() {
+            return false;
+        }
+        at += len;
+        if code == SOS {
+            match skip_entropy_coded_data(bytes, at) {
+                Some(next_marker) => at = next_marker,
+                None => return false,
+            }
+        }
+    }
+}
+
+/// The offset of the first marker after a scan's entropy-coded data starting at `from`, or
+/// None when the data runs to the end of the file.
+fn skip_entropy_coded_data(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while at + 1 < bytes.len() {
+        if bytes[at] == 0xFF {
+            match bytes[at + 1] {
+                0x00 | 0xD0..=0xD7 => at += 2,
+                0xFF => at += 1,
+                _ => return Some(at),
+            }
+        } else {
+            at += 1;
+        }
+    }
+    None
 }
 
 /// Encodes RGBA pixels as PNG. Fast compression: these files are written on every click.

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Dot;
+use crate::prompt::Dot;
 
 /// Routes of the contract, with the seed's trailing slashes.
 pub const INITIALIZE_PATH: &str = "/v3/ai-cut/initialize/";

@@ -189,8 +189,87 @@ fn truncated_files_are_errors_not_panics() {
     }
 }
 
+/// A camera-style EXIF block: orientation 1 in IFD0 and a whole thumbnail JPEG in IFD1
+/// (JPEGInterchangeFormat / JPEGInterchangeFormatLength), as phones and cameras write it.
+fn exif_with_thumbnail(thumbnail: &[u8]) -> Vec<u8> {
+    let entry = |tag: u16, kind: u16, value: u32| {
+        let mut e = tag.to_le_bytes().to_vec();
+        e.extend_from_slice(&kind.to_le_bytes());
+        e.extend_from_slice(&1u32.to_le_bytes());
+        e.extend_from_slice(&value.to_le_bytes());
+        e
+    };
+    const SHORT: u16 = 3;
+    const LONG: u16 = 4;
+    let ifd1_at = 8 + 2 + 12 + 4;
+    let thumbnail_at = ifd1_at + 2 + 2 * 12 + 4;
+    let mut v = b"II*\0".to_vec();
+    v.extend_from_slice(&8u32.to_le_bytes());
+    v.extend_from_slice(&1u16.to_le_bytes());
+    v.extend(entry(0x0112, SHORT, 1));
+    v.extend_from_slice(&(ifd1_at as u32).to_le_bytes());
+    v.extend_from_slice(&2u16.to_le_bytes());
+    v.extend(entry(0x0201, LONG, thumbnail_at as u32));
+    v.extend(entry(0x0202, LONG, thumbnail.len() as u32));
+    v.extend_from_slice(&0u32.to_le_bytes());
+    assert_eq!(v.len(), thumbnail_at);
+    v.extend_from_slice(thumbnail);
+    v
+}
+
+fn jpeg_with_exif(img: &RgbImage, exif: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = JpegEncoder::new_with_quality(&mut out, 90);
+    enc.set_exif_metadata(exif).unwrap();
+    enc.write_image(
+        img.as_raw(),
+        img.width(),
+        img.height(),
+        image::ExtendedColorType::Rgb8,
+    )
+    .unwrap();
+    out
+}
+
 #[test]
-fn empty_and_text_files_are_errors() {
+fn a_camera_jpeg_cut_off_after_its_exif_thumbnail_is_reported_truncated() {
+    let thumbnail = encode(&reference(), ImageFormat::Jpeg, 1);
+    let photo = jpeg_with_exif(
+        &common::textured_background(160, 120, 7),
+        exif_with_thumbnail(&thumbnail),
+    );
+    let whole = imageio::decode_bytes(photo.clone(), "camera.jpg", &DecodeLimits::default())
+        .expect("the whole camera-style photo decodes");
+    assert_eq!((whole.width(), whole.height()), (160, 120));
+
+    let thumbnail_end = photo
+        .windows(thumbnail.len())
+        .position(|w| w == thumbnail)
+        .expect("the thumbnail is inside the photo")
+        + thumbnail.len();
+    let cut = photo[..(thumbnail_end + photo.len()) / 2].to_vec();
+    assert!(
+        cut.windows(2).any(|w| w == [0xFF, 0xD9]),
+        "the cut file still holds the thumbnail's end marker, the trap this test is about"
+    );
+    let err = imageio::decode_bytes(cut, "camera.jpg", &DecodeLimits::default()).unwrap_err();
+    assert!(
+        matches!(&err, ImageLoadError::Corrupt { reason, .. } if reason.contains("truncated")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_jpeg_with_data_after_its_end_marker_still_decodes() {
+    let mut photo = encode(&reference(), ImageFormat::Jpeg, 1);
+    photo.extend_from_slice(b"maker notes appended after the image\xff\x00");
+    let img = imageio::decode_bytes(photo, "trailer.jpg", &DecodeLimits::default())
+        .expect("trailing bytes after the end-of-image marker are allowed");
+    assert_eq!((img.width(), img.height()), (24, 16));
+}
+
+#[test]
+fn empty_text_and_missing_files_each_get_their_own_error() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.jpg");
     std::fs::write(&empty, b"").unwrap();

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::imageio::ImageLoadError;
+use crate::prompt::PromptError;
 
 /// Everything that can go wrong between a front door and an engine. Each message is
 /// written for the person using the app: what happened, and what to do next.
@@ -50,6 +51,12 @@ pub enum EngineError {
     /// The call was cancelled, e.g. because the image was closed.
     #[error("cancelled")]
     Cancelled,
+}
+
+impl From<PromptError> for EngineError {
+    fn from(e: PromptError) -> Self {
+        EngineError::BadRequest(e.to_string())
+    }
 }
 
 fn retry_hint(after: &Option<Duration>) -> String {

@@ -8,11 +8,13 @@
 
 pub mod builtin;
 mod error;
+pub mod factory;
 pub mod local;
 pub mod remote;
 pub mod sam;
 pub mod store;
 
+pub use crate::prompt::{Dot, Prompt, PromptError};
 pub use error::EngineError;
 
 use std::sync::Arc;
@@ -22,60 +24,6 @@ use image::GrayImage;
 use serde::{Deserialize, Serialize};
 
 use crate::imageio::LoadedImage;
-
-/// A point in image pixels, measured from the top-left corner of the oriented image.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Dot {
-    pub x: f64,
-    pub y: f64,
-}
-
-impl Dot {
-    pub fn new(x: f64, y: f64) -> Self {
-        Dot { x, y }
-    }
-
-    /// Inside an image of `width` x `height` pixels (the right and bottom edges excluded).
-    pub fn is_inside(&self, width: u32, height: u32) -> bool {
-        self.x.is_finite()
-            && self.y.is_finite()
-            && self.x >= 0.0
-            && self.y >= 0.0
-            && self.x < width as f64
-            && self.y < height as f64
-    }
-}
-
-/// Every dot placed so far. The contract always sends all of them, never a delta.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Prompt {
-    pub green: Vec<Dot>,
-    pub red: Vec<Dot>,
-}
-
-impl Prompt {
-    pub fn is_empty(&self) -> bool {
-        self.green.is_empty() && self.red.is_empty()
-    }
-
-    /// Checks the rules every engine shares: at least one green dot, all dots inside.
-    pub fn validate(&self, width: u32, height: u32) -> Result<(), EngineError> {
-        if self.green.is_empty() {
-            return Err(EngineError::BadRequest(
-                "at least one green (include) dot is needed".into(),
-            ));
-        }
-        for (kind, dots) in [("green", &self.green), ("red", &self.red)] {
-            if let Some(d) = dots.iter().find(|d| !d.is_inside(width, height)) {
-                return Err(EngineError::BadRequest(format!(
-                    "{kind} dot ({}, {}) is outside the {width}x{height} image",
-                    d.x, d.y
-                )));
-            }
-        }
-        Ok(())
-    }
-}
 
 /// The session id the AI Cut API calls `unique_filename`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -113,7 +61,7 @@ pub trait Engine: Send + Sync {
 }
 
 /// Which engine a front door should use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum EngineKind {
     /// The built-in engine: no model weights, no network. The default.
     #[default]
@@ -122,4 +70,15 @@ pub enum EngineKind {
     Sam,
     /// The hosted AI Cut service (needs an API key).
     Api,
+}
+
+impl EngineKind {
+    /// Every kind, in the order front doors list them.
+    pub const ALL: [EngineKind; 3] = [EngineKind::Builtin, EngineKind::Sam, EngineKind::Api];
+
+    /// Whether a new session costs the user money (a credit), so front doors ask before
+    /// starting one on their own.
+    pub fn new_session_costs_credit(self) -> bool {
+        self == EngineKind::Api
+    }
 }

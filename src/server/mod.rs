@@ -400,7 +400,9 @@ async fn segment(
         green: req.green_dots,
         red: req.red_dots,
     };
-    prompt.validate(image.width(), image.height())?;
+    prompt
+        .validate(image.width(), image.height())
+        .map_err(EngineError::from)?;
     let _permit = state
         .cpu
         .acquire()
