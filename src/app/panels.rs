@@ -1,12 +1,17 @@
-//! Everything around the canvas: the toolbar, the status bar, the settings and help
-//! windows, the banner for engine problems, toasts, and the in-app path box used where
-//! no native file dialog can open.
+//! Everything around the canvas: the toolbar, the banner for engine problems, the status
+//! bar, the settings and help windows, toasts, and the in-app path box used where no
+//! native file dialog can open. Each draws what the state says and returns the
+//! [`Action`]s its buttons asked for.
 
 use std::path::PathBuf;
 
 use egui::{Color32, RichText, Ui};
 
-use super::{App, BannerAction, PathEntry, SessionState, ViewMode};
+use super::App;
+use super::commands::{Action, CanvasAction};
+use super::engine_link::SessionState;
+use super::messages::{Banner, BannerAction, Toast};
+use super::settings::{SettingsDraft, ViewMode};
 use crate::engine::EngineKind;
 
 /// Every shortcut, for the help overlay.
@@ -30,151 +35,173 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("F1 or ?", "show or hide this help"),
 ];
 
-impl App {
-    pub(crate) fn toolbar(&mut self, ui: &mut Ui) {
-        ui.horizontal(|ui| {
-            if ui.button("Open...").on_hover_text("Ctrl+O").clicked() {
-                self.open_dialog();
-            }
-            let mut open = None;
-            ui.add_enabled_ui(!self.settings.recent.is_empty(), |ui| {
-                ui.menu_button("Recent", |ui| {
-                    for p in &self.settings.recent {
-                        if ui.button(p.display().to_string()).clicked() {
-                            open = Some(p.clone());
-                        }
-                    }
-                });
-            });
-            if let Some(p) = open {
-                self.open_path(p);
-            }
-            let has_mask = self.doc.as_ref().is_some_and(|d| d.mask.is_some());
-            if ui
-                .add_enabled(has_mask && !self.saving, egui::Button::new("Save..."))
-                .on_hover_text("Ctrl+S")
-                .clicked()
-            {
-                self.save_dialog();
-            }
-            ui.separator();
-            let (can_undo, can_redo, any) = self.doc.as_ref().map_or((false, false, false), |d| {
-                (
-                    d.dots.can_undo(),
-                    d.dots.can_redo(),
-                    !d.dots.dots().is_empty(),
-                )
-            });
-            if ui
-                .add_enabled(can_undo, egui::Button::new("Undo"))
-                .clicked()
-            {
-                self.undo();
-            }
-            if ui
-                .add_enabled(can_redo, egui::Button::new("Redo"))
-                .clicked()
-            {
-                self.redo();
-            }
-            if ui.add_enabled(any, egui::Button::new("Clear")).clicked() {
-                self.clear_dots();
-            }
-            ui.separator();
-            for mode in [ViewMode::Mask, ViewMode::Cutout, ViewMode::Original] {
-                ui.selectable_value(&mut self.settings.view_mode, mode, mode.label())
-                    .on_hover_text("V or Tab switches");
-            }
-            ui.separator();
-            if ui.button("Fit").on_hover_text("F").clicked()
-                && let Some(d) = self.doc.as_mut()
-            {
-                d.needs_fit = true;
-            }
-            ui.separator();
-            if ui.button("Settings").clicked() {
-                self.show_settings = !self.show_settings;
-            }
-            if ui.button("Help").on_hover_text("F1").clicked() {
-                self.show_help = !self.show_help;
-            }
-        });
-        if let Some(b) = self.banner.clone() {
-            let mut act = None;
-            egui::Frame::new()
-                .fill(Color32::from_rgb(110, 40, 30))
-                .inner_margin(6.0)
-                .show(ui, |ui| {
-                    ui.horizontal_wrapped(|ui| {
-                        ui.label(RichText::new(&b.text).color(Color32::WHITE));
-                        let label = match b.action {
-                            BannerAction::Retry => Some("Retry"),
-                            BannerAction::NewSession => {
-                                Some("Start a new session (costs 1 credit)")
-                            }
-                            BannerAction::Settings => Some("Open Settings"),
-                            BannerAction::None => None,
-                        };
-                        if let Some(label) = label
-                            && ui.button(label).clicked()
-                        {
-                            act = Some(b.action);
-                        }
-                        if ui.button("Dismiss").clicked() {
-                            act = Some(BannerAction::None);
-                            self.banner = None;
-                        }
-                    });
-                });
-            if let Some(a) = act {
-                self.banner_action(a);
-            }
+/// The in-app path box, used where no native dialog can open.
+#[derive(Debug, Clone)]
+pub struct PathEntry {
+    pub save: bool,
+    pub text: String,
+    pub note: String,
+    /// The text field got the keyboard once (on opening).
+    pub focused: bool,
+}
+
+impl PathEntry {
+    pub fn new(save: bool, note: impl Into<String>) -> Self {
+        PathEntry {
+            save,
+            text: String::new(),
+            note: note.into(),
+            focused: false,
         }
     }
 
-    pub(crate) fn status_bar(&mut self, ui: &mut Ui) {
+    pub fn with_text(self, text: String) -> Self {
+        PathEntry { text, ..self }
+    }
+}
+
+/// Which windows are open, and what is being typed into them.
+pub(crate) struct Windows {
+    pub show_help: bool,
+    pub show_settings: bool,
+    pub draft: SettingsDraft,
+    pub path_entry: Option<PathEntry>,
+}
+
+impl Windows {
+    pub fn new(draft: SettingsDraft) -> Self {
+        Windows {
+            show_help: false,
+            show_settings: false,
+            draft,
+            path_entry: None,
+        }
+    }
+
+    /// Opens the path box to open (or save, with `save`) a typed path.
+    pub fn ask_path(&mut self, save: bool, note: impl Into<String>) {
+        self.path_entry = Some(PathEntry::new(save, note));
+    }
+}
+
+/// A button that asks for `action` when clicked.
+fn button(
+    ui: &mut Ui,
+    enabled: bool,
+    text: &str,
+    hint: Option<&str>,
+    action: Action,
+    out: &mut Vec<Action>,
+) {
+    let mut r = ui.add_enabled(enabled, egui::Button::new(text));
+    if let Some(hint) = hint {
+        r = r.on_hover_text(hint);
+    }
+    if r.clicked() {
+        out.push(action);
+    }
+}
+
+impl App {
+    /// The toolbar, with the banner under it when there is one.
+    pub(super) fn toolbar(&self, ui: &mut Ui) -> Vec<Action> {
+        let mut out = Vec::new();
         ui.horizontal(|ui| {
-            ui.label(format!("Engine: {}", self.engine_name));
+            self.file_buttons(ui, &mut out);
             ui.separator();
-            match &self.session {
-                SessionState::NoImage => ui.label("No image"),
-                SessionState::Initializing(since) => {
-                    ui.spinner();
-                    ui.label(format!(
-                        "Initializing... {:.0} s",
-                        since.elapsed().as_secs_f32()
-                    ))
+            self.dot_buttons(ui, &mut out);
+            ui.separator();
+            for mode in ViewMode::ALL {
+                let shown = self.settings.view_mode == mode;
+                let r = ui.selectable_label(shown, mode.label());
+                if r.on_hover_text("V or Tab switches").clicked() {
+                    out.push(Action::SetViewMode(mode));
                 }
-                SessionState::Ready => ui.label("Ready"),
-                SessionState::Expired => ui.colored_label(Color32::YELLOW, "Session expired"),
-                SessionState::Failed(e) => {
-                    ui.colored_label(Color32::LIGHT_RED, format!("Error: {e}"))
+            }
+            ui.separator();
+            button(
+                ui,
+                true,
+                "Fit",
+                Some("F"),
+                Action::Canvas(CanvasAction::Fit),
+                &mut out,
+            );
+            ui.separator();
+            button(ui, true, "Settings", None, Action::ToggleSettings, &mut out);
+            button(ui, true, "Help", Some("F1"), Action::ToggleHelp, &mut out);
+        });
+        if let Some(b) = &self.messages.banner {
+            out.extend(banner(ui, b));
+        }
+        out
+    }
+
+    fn file_buttons(&self, ui: &mut Ui, out: &mut Vec<Action>) {
+        button(ui, true, "Open...", Some("Ctrl+O"), Action::OpenDialog, out);
+        let recent = &self.settings.recent;
+        ui.add_enabled_ui(!recent.is_empty(), |ui| {
+            ui.menu_button("Recent", |ui| {
+                for p in recent {
+                    if ui.button(p.display().to_string()).clicked() {
+                        out.push(Action::OpenPath(p.clone()));
+                    }
                 }
-            };
-            if self.busy {
+            });
+        });
+        let has_mask = self.open.as_ref().is_some_and(|o| o.doc.mask().is_some());
+        let can_save = has_mask && !self.files.saving;
+        button(
+            ui,
+            can_save,
+            "Save...",
+            Some("Ctrl+S"),
+            Action::SaveDialog,
+            out,
+        );
+    }
+
+    fn dot_buttons(&self, ui: &mut Ui, out: &mut Vec<Action>) {
+        use super::document::DotEdit;
+        let doc = self.open.as_ref().map(|o| &o.doc);
+        let can_undo = doc.is_some_and(|d| d.can_undo());
+        let can_redo = doc.is_some_and(|d| d.can_redo());
+        let any = doc.is_some_and(|d| !d.dots().is_empty());
+        button(ui, can_undo, "Undo", None, Action::Edit(DotEdit::Undo), out);
+        button(ui, can_redo, "Redo", None, Action::Edit(DotEdit::Redo), out);
+        button(ui, any, "Clear", None, Action::Edit(DotEdit::Clear), out);
+    }
+
+    pub(super) fn status_bar(&self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            ui.label(format!("Engine: {}", self.engine.name));
+            ui.separator();
+            session_label(ui, &self.engine.session);
+            if self.engine.busy {
                 ui.spinner();
                 ui.label("working");
             }
-            if let Some(note) = &self.retry_note {
+            if let Some(note) = &self.engine.retry_note {
                 ui.colored_label(Color32::YELLOW, note);
             }
-            if let Some(doc) = &self.doc {
+            if let Some(open) = &self.open {
+                let [w, h] = open.doc.size();
                 ui.separator();
-                ui.label(format!("{} x {} px", doc.image.width(), doc.image.height()));
+                ui.label(format!("{w} x {h} px"));
                 ui.separator();
-                ui.label(format!("{:.0} %", doc.view.zoom * 100.0));
+                ui.label(format!("{:.0} %", open.view.zoom * 100.0));
                 ui.separator();
-                ui.label(format!("{} dots", doc.dots.dots().len()));
+                ui.label(format!("{} dots", open.doc.dots().len()));
             }
-            if let Some([x, y]) = self.cursor_px {
+            if let Some([x, y]) = self.canvas.cursor_px {
                 ui.separator();
                 ui.label(format!("x {x}, y {y}"));
             }
-            if let Some(rt) = self.last_round_trip {
+            if let Some(rt) = self.engine.last_round_trip {
                 ui.separator();
                 ui.label(format!("last result {} ms", rt.as_millis()));
             }
-            if self.saving {
+            if self.files.saving {
                 ui.separator();
                 ui.spinner();
                 ui.label("saving");
@@ -182,179 +209,246 @@ impl App {
         });
     }
 
-    pub(crate) fn windows(&mut self, ctx: &egui::Context) {
-        if self.show_help {
-            let mut open = true;
-            egui::Window::new("Keyboard and mouse")
-                .open(&mut open)
-                .collapsible(false)
-                .resizable(false)
-                .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
-                .show(ctx, |ui| {
-                    egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
-                        for (keys, what) in SHORTCUTS {
-                            ui.label(RichText::new(*keys).strong());
-                            ui.label(*what);
-                            ui.end_row();
-                        }
-                    });
-                });
-            self.show_help &= open;
+    /// The help, settings and path windows, whichever are open.
+    pub(super) fn windows(&mut self, ctx: &egui::Context) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.windows.show_help && !help_window(ctx) {
+            out.push(Action::HideHelp);
         }
-        if self.show_settings {
-            let mut open = true;
-            let mut apply = false;
-            let top = egui::pos2(ctx.content_rect().center().x, 60.0);
-            egui::Window::new("Settings")
-                .open(&mut open)
-                .collapsible(false)
-                .resizable(false)
-                .pivot(egui::Align2::CENTER_TOP)
-                .default_pos(top)
-                .show(ctx, |ui| {
-                    ui.label(RichText::new("Segmentation engine").strong());
-                    ui.radio_value(&mut self.draft.engine, EngineKind::Builtin, "Built-in (no network, no account)");
-                    ui.radio_value(&mut self.draft.engine, EngineKind::Api, "AI Cut API (hosted, needs a key)");
-                    ui.radio_value(&mut self.draft.engine, EngineKind::Sam, "SAM model file (MobileSAM or SAM, runs locally)");
-                    ui.add_enabled_ui(self.draft.engine == EngineKind::Sam, |ui| {
-                        ui.horizontal(|ui| {
-                            ui.label("Model file");
-                            ui.add(
-                                egui::TextEdit::singleline(&mut self.draft.sam_model)
-                                    .hint_text("/path/to/mobile_sam.pt or .safetensors")
-                                    .desired_width(280.0),
-                            );
-                        });
-                    });
-                    ui.add_space(6.0);
-                    ui.add_enabled_ui(self.draft.engine == EngineKind::Api, |ui| {
-                        egui::Grid::new("api").num_columns(2).show(ui, |ui| {
-                            ui.label("API address");
-                            ui.text_edit_singleline(&mut self.draft.api_base_url);
-                            ui.end_row();
-                            ui.label("API key");
-                            ui.add(
-                                egui::TextEdit::singleline(&mut self.draft.api_key)
-                                    .password(true)
-                                    .hint_text("paste your key"),
-                            );
-                            ui.end_row();
-                        });
-                        ui.label(
-                            RichText::new(
-                                "The key is stored in a file only you can read, never in the app's shared settings.",
-                            )
-                            .small(),
-                        );
-                    });
-                    ui.add_space(6.0);
-                    if ui.button("Apply").clicked() {
-                        apply = true;
-                    }
-                });
-            if apply {
-                self.apply_settings();
-                open = false;
-            }
-            self.show_settings &= open;
-        }
-        if let Some(mut entry) = self.path_entry.take() {
-            let mut open = true;
-            let mut close = false;
-            let mut go = false;
-            let title = if entry.save {
-                "Save the cut-out as"
-            } else {
-                "Open an image"
-            };
-            egui::Window::new(title)
-                .open(&mut open)
-                .collapsible(false)
-                .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
-                .show(ctx, |ui| {
-                    ui.label(&entry.note);
-                    let r = ui.add(
-                        egui::TextEdit::singleline(&mut entry.text)
-                            .desired_width(420.0)
-                            .hint_text("/path/to/image.jpg"),
-                    );
-                    if !entry.focused {
-                        r.request_focus();
-                        entry.focused = true;
-                    }
-                    if r.has_focus() && ui.input(|i| i.key_pressed(egui::Key::Escape)) {
-                        close = true;
-                    }
-                    let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-                    ui.horizontal(|ui| {
-                        go = ui
-                            .button(if entry.save { "Save" } else { "Open" })
-                            .clicked()
-                            || enter;
-                    });
-                });
-            let text = entry.text.trim().to_string();
-            if go && !text.is_empty() {
-                let path = PathBuf::from(text);
-                if entry.save {
-                    self.save_to(path);
-                } else {
-                    self.open_path(path);
-                }
-            } else if open && !close {
-                self.path_entry = Some(entry);
+        if self.windows.show_settings {
+            match settings_window(ctx, &mut self.windows.draft) {
+                WindowOutcome::Keep => {}
+                WindowOutcome::Close => out.push(Action::HideSettings),
+                WindowOutcome::Done => out.push(Action::ApplySettings),
             }
         }
-    }
-
-    pub(crate) fn toasts_ui(&mut self, ctx: &egui::Context) {
-        let now = std::time::Instant::now();
-        self.toasts.retain(|t| t.until.is_none_or(|u| u > now));
-        if let Some(next) = self.toasts.iter().filter_map(|t| t.until).min() {
-            ctx.request_repaint_after(next - now);
-        }
-        if self.toasts.is_empty() {
-            return;
-        }
-        let mut close = None;
-        egui::Area::new(egui::Id::unique("toasts"))
-            .anchor(egui::Align2::RIGHT_BOTTOM, [-12.0, -36.0])
-            .order(egui::Order::Foreground)
-            .show(ctx, |ui| {
-                for (i, t) in self.toasts.iter().enumerate() {
-                    let fill = if t.error {
-                        Color32::from_rgb(120, 35, 35)
+        if let Some(entry) = self.windows.path_entry.as_mut() {
+            match path_entry_window(ctx, entry) {
+                WindowOutcome::Keep => {}
+                WindowOutcome::Close => out.push(Action::ClosePathEntry),
+                WindowOutcome::Done => {
+                    let path = PathBuf::from(entry.text.trim());
+                    out.push(Action::ClosePathEntry);
+                    out.push(if entry.save {
+                        Action::SaveTo(path)
                     } else {
-                        Color32::from_rgb(30, 90, 50)
-                    };
-                    egui::Frame::new()
-                        .fill(fill)
-                        .corner_radius(6.0)
-                        .inner_margin(8.0)
-                        .show(ui, |ui| {
-                            ui.set_max_width(420.0);
-                            ui.horizontal(|ui| {
-                                ui.label(RichText::new(&t.text).color(Color32::WHITE));
-                                if ui.small_button("x").clicked() {
-                                    close = Some(i);
-                                }
-                            });
-                        });
-                    ui.add_space(4.0);
+                        Action::OpenPath(path)
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+fn session_label(ui: &mut Ui, session: &SessionState) {
+    match session {
+        SessionState::NoImage => ui.label("No image"),
+        SessionState::Initializing(since) => {
+            ui.spinner();
+            let secs = since.elapsed().as_secs_f32();
+            ui.label(format!("Initializing... {secs:.0} s"))
+        }
+        SessionState::Ready => ui.label("Ready"),
+        SessionState::Expired => ui.colored_label(Color32::YELLOW, "Session expired"),
+        SessionState::Failed(e) => ui.colored_label(Color32::LIGHT_RED, format!("Error: {e}")),
+    };
+}
+
+/// The banner's text and buttons; returns the button clicked.
+fn banner(ui: &mut Ui, b: &Banner) -> Option<Action> {
+    let mut act = None;
+    egui::Frame::new()
+        .fill(Color32::from_rgb(110, 40, 30))
+        .inner_margin(6.0)
+        .show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                ui.label(RichText::new(&b.text).color(Color32::WHITE));
+                if let Some(label) = b.action.label()
+                    && ui.button(label).clicked()
+                {
+                    act = Some(Action::Banner(b.action));
+                }
+                if ui.button("Dismiss").clicked() {
+                    act = Some(Action::Banner(BannerAction::None));
                 }
             });
-        if let Some(i) = close {
-            self.toasts.remove(i);
-        }
-    }
-
-    /// Opens the path box (also reachable when a native dialog cannot open).
-    pub fn show_path_entry(&mut self, save: bool) {
-        self.path_entry = Some(PathEntry {
-            save,
-            text: String::new(),
-            note: "Type a path:".into(),
-            focused: false,
         });
+    act
+}
+
+/// What the user did with a window this frame.
+enum WindowOutcome {
+    Keep,
+    Close,
+    /// Applied, or the path was given.
+    Done,
+}
+
+/// The shortcut list; returns whether it stays open.
+fn help_window(ctx: &egui::Context) -> bool {
+    let mut open = true;
+    egui::Window::new("Keyboard and mouse")
+        .open(&mut open)
+        .collapsible(false)
+        .resizable(false)
+        .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
+        .show(ctx, |ui| {
+            egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
+                for (keys, what) in SHORTCUTS {
+                    ui.label(RichText::new(*keys).strong());
+                    ui.label(*what);
+                    ui.end_row();
+                }
+            });
+        });
+    open
+}
+
+/// The settings window, editing `draft`.
+fn settings_window(ctx: &egui::Context, draft: &mut SettingsDraft) -> WindowOutcome {
+    let mut open = true;
+    let mut apply = false;
+    let top = egui::pos2(ctx.content_rect().center().x, 60.0);
+    egui::Window::new("Settings")
+        .open(&mut open)
+        .collapsible(false)
+        .resizable(false)
+        .pivot(egui::Align2::CENTER_TOP)
+        .default_pos(top)
+        .show(ctx, |ui| {
+            engine_choice(ui, draft);
+            ui.add_space(6.0);
+            api_fields(ui, draft);
+            ui.add_space(6.0);
+            apply = ui.button("Apply").clicked();
+        });
+    match (apply, open) {
+        (true, _) => WindowOutcome::Done,
+        (false, false) => WindowOutcome::Close,
+        (false, true) => WindowOutcome::Keep,
     }
+}
+
+fn engine_choice(ui: &mut Ui, draft: &mut SettingsDraft) {
+    ui.label(RichText::new("Segmentation engine").strong());
+    let choices = [
+        (EngineKind::Builtin, "Built-in (no network, no account)"),
+        (EngineKind::Api, "AI Cut API (hosted, needs a key)"),
+        (
+            EngineKind::Sam,
+            "SAM model file (MobileSAM or SAM, runs locally)",
+        ),
+    ];
+    for (kind, text) in choices {
+        ui.radio_value(&mut draft.engine, kind, text);
+    }
+    ui.add_enabled_ui(draft.engine == EngineKind::Sam, |ui| {
+        ui.horizontal(|ui| {
+            ui.label("Model file");
+            ui.add(
+                egui::TextEdit::singleline(&mut draft.sam_model)
+                    .hint_text("/path/to/mobile_sam.pt or .safetensors")
+                    .desired_width(280.0),
+            );
+        });
+    });
+}
+
+fn api_fields(ui: &mut Ui, draft: &mut SettingsDraft) {
+    ui.add_enabled_ui(draft.engine == EngineKind::Api, |ui| {
+        egui::Grid::new("api").num_columns(2).show(ui, |ui| {
+            ui.label("API address");
+            ui.text_edit_singleline(&mut draft.api_base_url);
+            ui.end_row();
+            ui.label("API key");
+            ui.add(
+                egui::TextEdit::singleline(&mut draft.api_key)
+                    .password(true)
+                    .hint_text("paste your key"),
+            );
+            ui.end_row();
+        });
+        ui.label(
+            RichText::new(
+                "The key is stored in a file only you can read, never in the app's shared settings.",
+            )
+            .small(),
+        );
+    });
+}
+
+/// The path box; `Done` when a path was given (Enter or the button), `Close` on Escape or
+/// the window's close button.
+fn path_entry_window(ctx: &egui::Context, entry: &mut PathEntry) -> WindowOutcome {
+    let mut open = true;
+    let mut escape = false;
+    let mut go = false;
+    let title = if entry.save {
+        "Save the cut-out as"
+    } else {
+        "Open an image"
+    };
+    egui::Window::new(title)
+        .open(&mut open)
+        .collapsible(false)
+        .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
+        .show(ctx, |ui| {
+            ui.label(&entry.note);
+            let r = ui.add(
+                egui::TextEdit::singleline(&mut entry.text)
+                    .desired_width(420.0)
+                    .hint_text("/path/to/image.jpg"),
+            );
+            if !entry.focused {
+                r.request_focus();
+                entry.focused = true;
+            }
+            escape = r.has_focus() && ui.input(|i| i.key_pressed(egui::Key::Escape));
+            let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            let label = if entry.save { "Save" } else { "Open" };
+            ui.horizontal(|ui| go = ui.button(label).clicked() || enter);
+        });
+    if go && !entry.text.trim().is_empty() {
+        WindowOutcome::Done
+    } else if !open || escape {
+        WindowOutcome::Close
+    } else {
+        WindowOutcome::Keep
+    }
+}
+
+/// The toasts in the corner; returns the one whose close button was clicked.
+pub(super) fn toasts(ctx: &egui::Context, toasts: &[Toast]) -> Option<Action> {
+    if toasts.is_empty() {
+        return None;
+    }
+    let mut close = None;
+    egui::Area::new(egui::Id::unique("toasts"))
+        .anchor(egui::Align2::RIGHT_BOTTOM, [-12.0, -36.0])
+        .order(egui::Order::Foreground)
+        .show(ctx, |ui| {
+            for (i, t) in toasts.iter().enumerate() {
+                let fill = if t.error {
+                    Color32::from_rgb(120, 35, 35)
+                } else {
+                    Color32::from_rgb(30, 90, 50)
+                };
+                egui::Frame::new()
+                    .fill(fill)
+                    .corner_radius(6.0)
+                    .inner_margin(8.0)
+                    .show(ui, |ui| {
+                        ui.set_max_width(420.0);
+                        ui.horizontal(|ui| {
+                            ui.label(RichText::new(&t.text).color(Color32::WHITE));
+                            if ui.small_button("x").clicked() {
+                                close = Some(Action::CloseToast(i));
+                            }
+                        });
+                    });
+                ui.add_space(4.0);
+            }
+        });
+    close
 }

@@ -14,6 +14,8 @@ use image::{GrayImage, RgbaImage, imageops};
 use crate::engine::AlphaMask;
 use crate::imageio::{self, DecodeLimits, LoadedImage};
 
+use super::pictures::LayerJob;
+
 /// Native file dialogs, behind a trait so tests (and machines without a desktop portal)
 /// can stand in for them. Called on a background thread, never the UI thread.
 pub trait FileDialogs: Send + Sync {
@@ -139,7 +141,7 @@ pub struct Tasks {
     tx: Sender<TaskResult>,
     rx: Receiver<TaskResult>,
     wake: Arc<dyn Fn() + Send + Sync>,
-    pub dialogs: Arc<dyn FileDialogs>,
+    dialogs: Arc<dyn FileDialogs>,
     /// A dialog is open (only one at a time).
     pub dialog_open: bool,
 }
@@ -196,27 +198,17 @@ impl Tasks {
     }
 
     /// Builds one overlay picture for a mask at the display copy's size.
-    #[allow(clippy::too_many_arguments)]
-    pub fn layer(
-        &self,
-        kind: LayerKind,
-        image_gen: u64,
-        serial: u64,
-        request_number: u64,
-        image: Arc<LoadedImage>,
-        mask: Arc<AlphaMask>,
-        display_size: [usize; 2],
-    ) {
+    pub fn layer(&self, job: LayerJob) {
         self.spawn("overlay", move || {
-            let image = match kind {
-                LayerKind::Tint => tint_image(&mask, display_size),
-                LayerKind::Cutout => cutout_image(image.pixels(), &mask, display_size),
+            let image = match job.kind {
+                LayerKind::Tint => tint_image(&job.mask, job.display_size),
+                LayerKind::Cutout => cutout_image(job.image.pixels(), &job.mask, job.display_size),
             };
             TaskResult::Layer(LayerImage {
-                kind,
-                image_gen,
-                serial,
-                request_number,
+                kind: job.kind,
+                image_gen: job.image_gen,
+                serial: job.serial,
+                request_number: job.request_number,
                 image,
             })
         });

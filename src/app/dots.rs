@@ -1,4 +1,4 @@
-//! The dots on the image and their undo/redo history.
+//! The dots on the image and their undo/redo history (one part of the [`super::document`]).
 //!
 //! Every change stores a snapshot of the whole dot list: lists are short (tens of dots), so
 //! snapshots are cheaper to get right than inverse operations, and the prompt the engine
@@ -21,7 +21,8 @@ pub struct PlacedDot {
     pub y: u32,
 }
 
-/// The dots and the history of their changes.
+/// The dots and the history of their changes. Each change says whether it changed
+/// anything; a change that does not (removing a dot that is not there) is not recorded.
 #[derive(Debug, Default, Clone)]
 pub struct DotHistory {
     dots: Vec<PlacedDot>,
@@ -42,7 +43,7 @@ impl DotHistory {
         !self.redo.is_empty()
     }
 
-    /// Records the current list before a change.
+    /// Records the current list before a change; a new change ends the redo branch.
     fn checkpoint(&mut self) {
         self.undo.push(self.dots.clone());
         self.redo.clear();
@@ -71,7 +72,7 @@ impl DotHistory {
         true
     }
 
-    /// Moves a dot as one undoable step (`from` is where the drag started).
+    /// Moves a dot to pixel `to` as one undoable step; moving it onto itself changes nothing.
     pub fn move_dot(&mut self, index: usize, to: [u32; 2]) -> bool {
         match self.dots.get(index) {
             Some(d) if [d.x, d.y] != to => {
@@ -104,11 +105,6 @@ impl DotHistory {
         }
     }
 
-    /// Forgets everything (a new image).
-    pub fn reset(&mut self) {
-        *self = DotHistory::default();
-    }
-
     /// Every dot, as the engine contract wants them: the pixel's column and row.
     pub fn prompt(&self) -> Prompt {
         let mut p = Prompt::default();
@@ -136,7 +132,7 @@ mod tests {
     }
 
     #[test]
-    fn undo_redo_every_change() {
+    fn every_change_is_undoable_and_a_new_change_ends_the_redo_branch() {
         let mut h = DotHistory::default();
         h.add(g(1, 1));
         h.add(PlacedDot {
@@ -164,7 +160,7 @@ mod tests {
     }
 
     #[test]
-    fn no_op_changes_are_not_recorded() {
+    fn changes_that_change_nothing_are_not_recorded() {
         let mut h = DotHistory::default();
         assert!(!h.clear());
         assert!(!h.remove(0));

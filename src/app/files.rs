@@ -1,0 +1,212 @@
+//! Opening and saving: the editor's side of the background [`tasks`]. The UI thread starts
+//! them and takes in their results; no file work happens on it.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::imageio;
+
+use super::document::Document;
+use super::engine_link::SessionState;
+use super::messages::BannerAction;
+use super::panels::PathEntry;
+use super::pictures::Pictures;
+use super::tasks::{Decoded, LayerImage, TaskResult, Tasks};
+use super::{App, OpenImage};
+
+/// Background file work and where it stands.
+pub(crate) struct FileWork {
+    pub tasks: Tasks,
+    /// Counts the opens started, so that a decode a later open superseded is dropped.
+    open_gen: u64,
+    /// The file being decoded.
+    pub loading: Option<PathBuf>,
+    pub saving: bool,
+    pub last_saved: Option<PathBuf>,
+    /// The image given on the command line, opened on the first frame, when the GPU's
+    /// texture limit is known.
+    pub open_on_start: Option<PathBuf>,
+}
+
+impl FileWork {
+    pub fn new(tasks: Tasks, open_on_start: Option<PathBuf>) -> Self {
+        FileWork {
+            tasks,
+            open_gen: 0,
+            loading: None,
+            saving: false,
+            last_saved: None,
+            open_on_start,
+        }
+    }
+}
+
+impl App {
+    /// Starts decoding a file off the UI thread; the current image stays until it is ready.
+    pub fn open_path(&mut self, path: PathBuf) {
+        let files = &mut self.files;
+        files.open_gen += 1;
+        files.loading = Some(path.clone());
+        let max_side = self.ctx.input(|i| i.max_texture_side).clamp(256, 16384);
+        files.tasks.decode(files.open_gen, path, max_side);
+    }
+
+    /// Ctrl+O: the system's dialog, starting in the folder of the open or latest image.
+    pub(super) fn open_dialog(&mut self) {
+        if self.files.tasks.dialog_open {
+            // A dialog that never came back (a stuck portal) must not lock the user out.
+            self.windows.ask_path(
+                false,
+                "The system file dialog is still open elsewhere. Type the path of an image to open:",
+            );
+            return;
+        }
+        let dir = self
+            .open
+            .as_ref()
+            .and_then(|o| o.doc.image().path.as_ref())
+            .or(self.settings.recent.first())
+            .and_then(|p| p.parent().map(Path::to_path_buf));
+        self.files.tasks.pick_image(dir);
+    }
+
+    /// Ctrl+S: asks where, then writes the cut-out in the background.
+    pub(super) fn save_dialog(&mut self) {
+        let Some(open) = &self.open else {
+            self.toast(
+                "Open an image first (Ctrl+O or drop one onto the window).",
+                true,
+            );
+            return;
+        };
+        if open.doc.mask().is_none() {
+            self.toast(
+                "Nothing is selected yet: left-click what to keep, then save.",
+                true,
+            );
+            return;
+        }
+        let proposed = self.proposed_output();
+        self.files.tasks.pick_save_path(proposed);
+    }
+
+    /// Next to the open image, named after it.
+    fn proposed_output(&self) -> PathBuf {
+        let Some(open) = &self.open else {
+            return PathBuf::from("cutout.png");
+        };
+        let image = open.doc.image();
+        match &image.path {
+            Some(p) => imageio::default_output_path(p),
+            None => imageio::default_output_path(Path::new(&image.name)),
+        }
+    }
+
+    pub(super) fn save_to(&mut self, mut path: PathBuf) {
+        let Some(open) = &self.open else { return };
+        let Some(mask) = open.doc.mask() else { return };
+        if path.extension().is_none() {
+            path.set_extension("png");
+        }
+        self.files.saving = true;
+        let image = open.doc.image().clone();
+        self.files.tasks.save(image, mask.clone(), path);
+    }
+
+    pub(super) fn toast(&mut self, text: impl Into<String>, error: bool) {
+        self.messages.toast(text, error, Instant::now());
+    }
+
+    /// Takes in one finished background task.
+    pub(super) fn task_result(&mut self, r: TaskResult) {
+        match r {
+            TaskResult::Decoded {
+                generation,
+                path,
+                result,
+            } if generation == self.files.open_gen => {
+                self.files.loading = None;
+                match result {
+                    Ok(decoded) => self.decoded(generation, &path, decoded),
+                    Err(e) => {
+                        self.settings.recent.retain(|p| p != &path);
+                        self.toast(format!("{e}. Try another file."), true);
+                    }
+                }
+            }
+            // A newer open superseded this one.
+            TaskResult::Decoded { .. } => {}
+            TaskResult::Layer(l) => self.layer_built(l),
+            TaskResult::Picked { result } => {
+                self.files.tasks.dialog_open = false;
+                match result {
+                    Ok(Some(path)) => self.open_path(path),
+                    Ok(None) => {}
+                    Err(note) => {
+                        let note = format!("{note}. Type the path of an image to open:");
+                        self.windows.ask_path(false, note);
+                    }
+                }
+            }
+            TaskResult::SavePath { result } => {
+                self.files.tasks.dialog_open = false;
+                match result {
+                    Ok(Some(path)) => self.save_to(path),
+                    Ok(None) => {}
+                    Err(note) => self.ask_save_path(&note),
+                }
+            }
+            TaskResult::Saved { path, result } => self.saved(path, result),
+        }
+    }
+
+    /// A new document for a decoded image; the engine starts its session for it.
+    fn decoded(&mut self, generation: u64, path: &Path, decoded: Decoded) {
+        self.settings.remember_recent(path);
+        self.open = Some(OpenImage::new(
+            Document::new(generation, decoded.image.clone()),
+            Pictures::new(decoded.display),
+        ));
+        // Problems with the settings outlive the image; others were about the last one.
+        self.messages
+            .dismiss_banner_if(|a| a != BannerAction::Settings);
+        self.engine.last_round_trip = None;
+        self.engine.open(decoded.image);
+        self.engine.session = SessionState::Initializing(Instant::now());
+    }
+
+    fn layer_built(&mut self, l: LayerImage) {
+        let wanted = self.settings.view_mode.layer();
+        if let Some(open) = self.open.as_mut() {
+            open.pictures.receive(l, wanted, &open.doc);
+        }
+    }
+
+    /// No save dialog could open: the path box, with a proposed file.
+    fn ask_save_path(&mut self, note: &str) {
+        let proposed = match &self.open {
+            Some(open) => open
+                .doc
+                .image()
+                .path
+                .as_deref()
+                .map(imageio::default_output_path),
+            None => None,
+        }
+        .unwrap_or_else(|| PathBuf::from("cutout.png"));
+        let note = format!("{note}. Type where to save the cut-out:");
+        let entry = PathEntry::new(true, note).with_text(proposed.display().to_string());
+        self.windows.path_entry = Some(entry);
+    }
+
+    fn saved(&mut self, path: PathBuf, result: Result<(), String>) {
+        self.files.saving = false;
+        match result {
+            Ok(()) => {
+                self.toast(format!("Saved the cut-out to {}", path.display()), false);
+                self.files.last_saved = Some(path);
+            }
+            Err(e) => self.toast(e, true),
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The editor driven headless through egui_kittest: real `App`, real worker, built-in
+//! engine, generated images. Tests wait for background work by stepping the harness each
+//! time that work wakes the UI (see `support::wait_until`), never by sleeping for a fixed
+//! time.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod support;
+
+mod engines;
+mod files;
+mod overlays;
+mod pointer;
