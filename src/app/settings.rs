@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::remote::{DEFAULT_API_URL, RemoteConfig, RemoteEngine};
+use crate::engine::factory::{
+    EngineSetupError, EngineSpec, SamLoading, build_engine as build_engine_from,
+};
+use crate::engine::remote::{DEFAULT_API_URL, RemoteConfig};
 use crate::engine::{Engine, EngineKind};
 use crate::worker::WorkerPolicy;
 
@@ -153,44 +156,33 @@ impl ApiKey {
 /// The editor builds engines nowhere else. Nothing slow happens here: a SAM model loads
 /// in the worker on the first image, never on the UI thread.
 pub(crate) fn build_engine(settings: &Settings, api_key: &str) -> Result<Arc<dyn Engine>, String> {
-    match settings.engine {
-        EngineKind::Builtin => Ok(Arc::new(crate::engine::builtin::engine(Default::default()))),
-        EngineKind::Sam => {
-            let path = settings.sam_model.trim();
-            if path.is_empty() {
-                return Err(
-                    "The SAM engine needs a model file: enter its path in Settings.".into(),
-                );
-            }
-            let engine = crate::engine::sam::LazySamEngine::new(path.into(), Default::default());
-            Ok(Arc::new(engine))
+    let model = settings.sam_model.trim();
+    let spec = EngineSpec {
+        kind: settings.engine,
+        sam_model: (!model.is_empty()).then(|| PathBuf::from(model)),
+        sam_loading: SamLoading::OnFirstImage,
+        api: RemoteConfig {
+            base_url: settings.api_base_url.clone(),
+            api_key: Some(api_key.to_string()),
+            timeout: Duration::from_secs(300),
+        },
+        ..EngineSpec::builtin()
+    };
+    build_engine_from(spec).map_err(|e| match e {
+        EngineSetupError::NoModelFile => {
+            "The SAM engine needs a model file: enter its path in Settings.".into()
         }
-        EngineKind::Api => {
-            if api_key.trim().is_empty() {
-                return Err("The AI Cut API needs a key: enter it in Settings.".into());
-            }
-            let config = RemoteConfig {
-                base_url: settings.api_base_url.clone(),
-                api_key: Some(api_key.trim().to_string()),
-                timeout: Duration::from_secs(300),
-            };
-            match RemoteEngine::new(config) {
-                Ok(e) => Ok(Arc::new(e)),
-                Err(e) => Err(format!("The AI Cut API cannot be used ({e}).")),
-            }
-        }
-    }
+        EngineSetupError::NoApiKey => "The AI Cut API needs a key: enter it in Settings.".into(),
+        EngineSetupError::Engine(e) => format!("The AI Cut API cannot be used ({e})."),
+    })
 }
 
 /// How the worker treats an engine of this kind.
 pub(crate) fn worker_policy(kind: EngineKind) -> WorkerPolicy {
-    match kind {
+    WorkerPolicy {
         // A new session costs a credit: ask first.
-        EngineKind::Api => WorkerPolicy {
-            auto_reinitialize: false,
-            ..WorkerPolicy::default()
-        },
-        EngineKind::Builtin | EngineKind::Sam => WorkerPolicy::default(),
+        auto_reinitialize: !kind.new_session_costs_credit(),
+        ..WorkerPolicy::default()
     }
 }
 
