@@ -13,10 +13,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
+// tokio's clock, so the waits follow a paused test clock too.
+use tokio::time::Instant;
 
 use crate::engine::{AlphaMask, Engine, EngineError, Prompt, SessionId};
 use crate::imageio::LoadedImage;
@@ -211,6 +213,33 @@ struct Current {
     was_busy: bool,
 }
 
+impl Current {
+    fn new(id: u64, image: Arc<LoadedImage>) -> Self {
+        Current {
+            id,
+            image,
+            session: None,
+            init_task: None,
+            latest: None,
+            pending: false,
+            next_number: 1,
+            newest_sent: 0,
+            shown: 0,
+            in_flight: HashMap::new(),
+            retries: 0,
+            paused_until: None,
+            init_when_resumed: false,
+            blocked: false,
+            was_busy: false,
+        }
+    }
+
+    /// Whether the newest prompt has a green dot, i.e. something to segment.
+    fn has_dots(&self) -> bool {
+        self.latest.as_ref().is_some_and(|p| !p.green.is_empty())
+    }
+}
+
 struct Worker {
     engine: Arc<dyn Engine>,
     policy: WorkerPolicy,
@@ -255,7 +284,7 @@ async fn run(
 
 async fn sleep_until(when: Option<Instant>) {
     match when {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
+        Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
     }
 }
@@ -268,83 +297,78 @@ impl Worker {
 
     fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::Open(image) => {
-                self.close();
-                self.opened += 1;
-                self.current = Some(Current {
-                    id: self.opened,
-                    image,
-                    session: None,
-                    init_task: None,
-                    latest: None,
-                    pending: false,
-                    next_number: 1,
-                    newest_sent: 0,
-                    shown: 0,
-                    in_flight: HashMap::new(),
-                    retries: 0,
-                    paused_until: None,
-                    init_when_resumed: false,
-                    blocked: false,
-                    was_busy: false,
-                });
+            Command::Open(image) => self.open(image),
+            Command::Prompt(prompt) => self.prompt(prompt),
+            Command::Reinitialize => self.reinitialize(),
+            Command::Retry => self.retry(),
+            Command::SetEngine(engine) => self.set_engine(engine),
+            Command::Close => self.close(),
+        }
+    }
+
+    fn open(&mut self, image: Arc<LoadedImage>) {
+        self.close();
+        self.opened += 1;
+        self.current = Some(Current::new(self.opened, image));
+        self.start_init();
+    }
+
+    fn prompt(&mut self, prompt: Prompt) {
+        let Some(c) = self.current.as_mut() else {
+            return;
+        };
+        if prompt.green.is_empty() {
+            // Nothing to segment: whatever is in flight is for dots that are gone.
+            c.shown = c.next_number - 1;
+            c.latest = Some(prompt);
+            c.pending = false;
+            return;
+        }
+        c.latest = Some(prompt);
+        c.pending = true;
+        self.pump();
+    }
+
+    fn reinitialize(&mut self) {
+        if let Some(c) = self.current.as_mut() {
+            c.blocked = false;
+            c.pending = c.has_dots();
+            if c.session.is_none() {
                 self.start_init();
             }
-            Command::Prompt(prompt) => {
-                let Some(c) = self.current.as_mut() else {
-                    return;
-                };
-                if prompt.green.is_empty() {
-                    // Nothing to segment: whatever is in flight is for dots that are gone.
-                    c.shown = c.next_number - 1;
-                    c.latest = Some(prompt);
-                    c.pending = false;
-                    return;
-                }
-                c.latest = Some(prompt);
-                c.pending = true;
-                self.pump();
+        }
+    }
+
+    fn retry(&mut self) {
+        let Some(c) = self.current.as_mut() else {
+            return;
+        };
+        c.blocked = false;
+        c.retries = 0;
+        c.paused_until = None;
+        c.pending = c.has_dots();
+        if c.session.is_none() {
+            if c.init_task.is_none() {
+                self.start_init();
             }
-            Command::Reinitialize => {
-                if let Some(c) = self.current.as_mut() {
-                    c.blocked = false;
-                    c.pending = c.latest.as_ref().is_some_and(|p| !p.green.is_empty());
-                    if c.session.is_none() {
-                        self.start_init();
-                    }
-                }
+        } else {
+            self.pump();
+        }
+    }
+
+    /// Switches engines; the current image and its dots are opened again on the new one.
+    fn set_engine(&mut self, engine: Arc<dyn Engine>) {
+        let reopen = self
+            .current
+            .as_ref()
+            .map(|c| (c.image.clone(), c.latest.clone()));
+        self.close();
+        self.engine = engine;
+        if let Some((image, latest)) = reopen {
+            self.open(image);
+            if let Some(p) = latest {
+                self.prompt(p);
             }
-            Command::Retry => {
-                let Some(c) = self.current.as_mut() else {
-                    return;
-                };
-                c.blocked = false;
-                c.retries = 0;
-                c.paused_until = None;
-                c.pending = c.latest.as_ref().is_some_and(|p| !p.green.is_empty());
-                if c.session.is_none() {
-                    if c.init_task.is_none() {
-                        self.start_init();
-                    }
-                } else {
-                    self.pump();
-                }
-            }
-            Command::SetEngine(engine) => {
-                let reopen = self
-                    .current
-                    .as_ref()
-                    .map(|c| (c.image.clone(), c.latest.clone()));
-                self.close();
-                self.engine = engine;
-                if let Some((image, latest)) = reopen {
-                    self.command(Command::Open(image));
-                    if let Some(p) = latest {
-                        self.command(Command::Prompt(p));
-                    }
-                }
-            }
-            Command::Close => self.close(),
         }
     }
 
@@ -483,74 +507,94 @@ impl Worker {
                 image,
                 result,
                 elapsed,
-            } => {
-                let Some(c) = self.current.as_mut().filter(|c| c.id == image) else {
-                    return;
-                };
-                c.init_task = None;
-                match result {
-                    Ok(session) => {
-                        c.session = Some(session);
-                        c.retries = 0;
-                        self.emit(Event::Ready { image, elapsed });
-                        self.pump();
-                    }
-                    Err(e) if e.is_transient() => self.back_off(e, true),
-                    Err(EngineError::Cancelled) => {}
-                    Err(error) => self.emit(Event::Failed { image, error }),
-                }
-            }
+            } => self.init_done(image, result, elapsed),
             Done::Segment {
                 image,
                 number,
                 prompt,
                 result,
                 elapsed,
-            } => {
-                let Some(c) = self.current.as_mut().filter(|c| c.id == image) else {
-                    return;
-                };
-                c.in_flight.remove(&number);
-                match result {
-                    Ok(mask) => {
-                        c.retries = 0;
-                        if number > c.shown {
-                            c.shown = number;
-                            self.emit(Event::Mask {
-                                image,
-                                request_number: number,
-                                prompt,
-                                mask: Arc::new(mask),
-                                round_trip: elapsed,
-                            });
-                        }
-                    }
-                    // A failure of a call that a newer one already superseded changes nothing.
-                    Err(_) if number < c.newest_sent || number <= c.shown => {}
-                    Err(EngineError::Cancelled) => {}
-                    Err(EngineError::SessionNotFound(_)) => {
-                        c.session = None;
-                        c.pending = true;
-                        for (_, t) in c.in_flight.drain() {
-                            t.abort();
-                        }
-                        if self.policy.auto_reinitialize {
-                            self.start_init();
-                        } else {
-                            c.blocked = true;
-                            self.emit(Event::SessionExpired { image });
-                        }
-                    }
-                    Err(e) if e.is_transient() || matches!(e, EngineError::Transport(_)) => {
-                        self.back_off(e, false)
-                    }
-                    Err(error) => {
-                        c.blocked = false;
-                        self.emit(Event::Failed { image, error });
-                    }
-                }
+            } => self.segment_done(image, number, prompt, result, elapsed),
+        }
+    }
+
+    fn init_done(&mut self, image: u64, result: Result<SessionId, EngineError>, elapsed: Duration) {
+        let Some(c) = self.current.as_mut().filter(|c| c.id == image) else {
+            return;
+        };
+        c.init_task = None;
+        match result {
+            Ok(session) => {
+                c.session = Some(session);
+                c.retries = 0;
+                self.emit(Event::Ready { image, elapsed });
                 self.pump();
             }
+            Err(e) if e.is_transient() => self.back_off(e, true),
+            Err(EngineError::Cancelled) => {}
+            Err(error) => self.emit(Event::Failed { image, error }),
+        }
+    }
+
+    /// Delivers a mask unless a newer one was, or decides what a failure means.
+    fn segment_done(
+        &mut self,
+        image: u64,
+        number: u64,
+        prompt: Prompt,
+        result: Result<AlphaMask, EngineError>,
+        round_trip: Duration,
+    ) {
+        let Some(c) = self.current.as_mut().filter(|c| c.id == image) else {
+            return;
+        };
+        c.in_flight.remove(&number);
+        match result {
+            Ok(mask) => {
+                c.retries = 0;
+                if number > c.shown {
+                    c.shown = number;
+                    let mask = Arc::new(mask);
+                    self.emit(Event::Mask {
+                        image,
+                        request_number: number,
+                        prompt,
+                        mask,
+                        round_trip,
+                    });
+                }
+            }
+            // A failure of a call that a newer one already superseded changes nothing.
+            Err(_) if number < c.newest_sent || number <= c.shown => {}
+            Err(EngineError::Cancelled) => {}
+            Err(EngineError::SessionNotFound(_)) => self.session_lost(),
+            Err(e) if e.is_transient() || matches!(e, EngineError::Transport(_)) => {
+                self.back_off(e, false)
+            }
+            Err(error) => {
+                c.blocked = false;
+                self.emit(Event::Failed { image, error });
+            }
+        }
+        self.pump();
+    }
+
+    /// The session expired: start a new one, or ask first when that costs a credit.
+    fn session_lost(&mut self) {
+        let Some(c) = self.current.as_mut() else {
+            return;
+        };
+        c.session = None;
+        c.pending = true;
+        for (_, t) in c.in_flight.drain() {
+            t.abort();
+        }
+        if self.policy.auto_reinitialize {
+            self.start_init();
+        } else {
+            c.blocked = true;
+            let image = c.id;
+            self.emit(Event::SessionExpired { image });
         }
     }
 
