@@ -22,6 +22,27 @@ fn status(status: u16, detail: &str) -> Option<Fault> {
     })
 }
 
+/// Starts the server and a worker over the client, opens the scene and clicks its middle.
+async fn start_and_click(config: ServeConfig) -> (Backend, TestWorker, (f64, f64)) {
+    let backend = Backend::start(config).await;
+    let w = backend.worker(backend.remote(KEY, TIMEOUT), policy());
+    let click = w.open_and_click();
+    (backend, w, click)
+}
+
+/// A config whose segment calls (those `which` picks by request_number) wait at the gate.
+fn holding_segments(seen: &Seen, which: fn(Option<u64>) -> bool) -> (Gate, ServeConfig) {
+    let gate = Gate::default();
+    let held = gate.clone();
+    let config = ServeConfig {
+        faults: Some(hook(seen, move |route, n, _| {
+            (route == Route::Segment && which(n)).then(|| Fault::Hold(held.clone()))
+        })),
+        ..Default::default()
+    };
+    (gate, config)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_wrong_key_is_401_and_never_appears_in_messages() {
     let seen = Seen::default();
@@ -30,9 +51,7 @@ async fn a_wrong_key_is_401_and_never_appears_in_messages() {
         faults: recorder(&seen),
         ..Default::default()
     };
-    let backend = Backend::start(config).await;
-    let w = backend.worker(backend.remote(KEY, TIMEOUT), policy());
-    w.open_and_click();
+    let (_backend, w, _) = start_and_click(config).await;
     let events = w.until(is_failed).await;
     let err = failed(&events).unwrap();
     assert!(matches!(err, EngineError::Unauthorized(_)), "{err:?}");
@@ -51,9 +70,7 @@ async fn spent_credits_are_402_and_never_retried() {
         faults: recorder(&seen),
         ..Default::default()
     };
-    let backend = Backend::start(config).await;
-    let w = backend.worker(backend.remote(KEY, TIMEOUT), policy());
-    w.open_and_click();
+    let (_backend, w, _) = start_and_click(config).await;
     let events = w.until(is_failed).await;
     assert!(matches!(
         failed(&events).unwrap(),
@@ -77,9 +94,7 @@ async fn an_expired_session_reinitializes_with_consent_and_numbers_keep_increasi
         clock: clock.clock(),
         ..Default::default()
     };
-    let backend = Backend::start(config).await;
-    let w = backend.worker(backend.remote(KEY, TIMEOUT), policy());
-    let (x, y) = w.open_and_click();
+    let (_backend, w, (x, y)) = start_and_click(config).await;
     w.until(is_mask).await;
     clock.advance(Duration::from_secs(61)); // the session expires on the server
     let newest = Prompt {
@@ -124,9 +139,7 @@ async fn a_429_waits_for_retry_after_then_sends_only_the_newest_prompt() {
         })),
         ..Default::default()
     };
-    let backend = Backend::start(config).await;
-    let w = backend.worker(backend.remote(KEY, TIMEOUT), policy());
-    let (x, y) = w.open_and_click();
+    let (_backend, w, (x, y)) = start_and_click(config).await;
     let events = w.until(|e| matches!(e, Event::Retrying { .. })).await;
     let paused_at = tokio::time::Instant::now();
     let Some(Event::Retrying { after, .. }) = events.last() else {
@@ -197,9 +210,7 @@ async fn server_failures_are_retried_a_bounded_number_of_times() {
         })),
         ..Default::default()
     };
-    let backend = Backend::start(config).await;
-    let w = backend.worker(backend.remote(KEY, TIMEOUT), policy());
-    w.open_and_click();
+    let (_backend, w, _) = start_and_click(config).await;
     let events = w.until(is_failed).await;
     let err = failed(&events).unwrap();
     assert!(matches!(err, EngineError::Transport(_)), "{err:?}");
@@ -216,9 +227,7 @@ async fn a_malformed_answer_is_a_clear_error_and_not_retried() {
         })),
         ..Default::default()
     };
-    let backend = Backend::start(config).await;
-    let w = backend.worker(backend.remote(KEY, TIMEOUT), policy());
-    w.open_and_click();
+    let (_backend, w, _) = start_and_click(config).await;
     let events = w.until(is_failed).await;
     let err = failed(&events).unwrap();
     assert!(matches!(err, EngineError::Protocol(_)), "{err:?}");
@@ -230,14 +239,7 @@ async fn a_malformed_answer_is_a_clear_error_and_not_retried() {
 #[tokio::test(start_paused = true)]
 async fn an_older_response_arriving_late_never_replaces_a_newer_one() {
     let seen = Seen::default();
-    let first = Gate::default();
-    let held = first.clone();
-    let config = ServeConfig {
-        faults: Some(hook(&seen, move |route, n, _| {
-            (route == Route::Segment && n == Some(1)).then(|| Fault::Hold(held.clone()))
-        })),
-        ..Default::default()
-    };
+    let (first, config) = holding_segments(&seen, |n| n == Some(1));
     let backend = Backend::start(config).await;
     let w = backend.worker(backend.remote(KEY, TIMEOUT), policy());
     let (img, (x, y)) = scene();
@@ -265,14 +267,7 @@ async fn an_older_response_arriving_late_never_replaces_a_newer_one() {
 
 #[tokio::test(start_paused = true)]
 async fn closing_the_image_cancels_its_calls_in_flight() {
-    let gate = Gate::default();
-    let held = gate.clone();
-    let config = ServeConfig {
-        faults: Some(hook(&Seen::default(), move |route, _, _| {
-            (route == Route::Segment).then(|| Fault::Hold(held.clone()))
-        })),
-        ..Default::default()
-    };
+    let (gate, config) = holding_segments(&Seen::default(), |_| true);
     let backend = Backend::start(config).await;
     let calls = Calls::new(backend.remote(KEY, TIMEOUT));
     let w = backend.worker(calls.clone(), policy());
@@ -290,14 +285,7 @@ async fn closing_the_image_cancels_its_calls_in_flight() {
 #[tokio::test(start_paused = true)]
 async fn a_burst_of_clicks_coalesces_into_the_calls_in_flight_plus_one_with_the_newest() {
     let seen = Seen::default();
-    let gate = Gate::default();
-    let held = gate.clone();
-    let config = ServeConfig {
-        faults: Some(hook(&seen, move |route, _, _| {
-            (route == Route::Segment).then(|| Fault::Hold(held.clone()))
-        })),
-        ..Default::default()
-    };
+    let (gate, config) = holding_segments(&seen, |_| true);
     let backend = Backend::start(config).await;
     let calls = Calls::new(backend.remote(KEY, TIMEOUT));
     let w = backend.worker(calls.clone(), policy());
