@@ -27,7 +27,7 @@ elif [ "${CI:-}" = true ]; then
   echo "error: could not set up .venv with requests and pillow" >&2
   exit 1
 else
-  echo "note: could not set up .venv with requests; the Python example test will be skipped" >&2
+  echo "note: could not set up .venv with requests; the Python example test will report itself skipped (in CI it fails)" >&2
 fi
 
 echo "== cargo fmt --check"

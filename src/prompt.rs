@@ -1,7 +1,7 @@
 //! What the user asked for: dots in the canonical pixel grid.
 //!
 //! A leaf module with no dependencies inside the crate, so both the engine contract and the
-//! AI Cut wire format ([`crate::wire`]) build on it without depending on each other.
+//! AI Cut wire format (the `wire` module) build on it without depending on each other.
 
 use serde::{Deserialize, Serialize};
 

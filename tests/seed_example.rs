@@ -1,17 +1,38 @@
 //! The AI Cut documentation's own Python example, unchanged but for API_BASE and API_KEY,
-//! against the real `aicut serve` binary. Needs Python with `requests`: scripts/test.sh
-//! provides one and sets AICUT_TEST_PYTHON; without it the test says so and does nothing.
+//! against the real `aicut serve` binary. Needs Python with `requests` and Pillow:
+//! scripts/test.sh provides one and sets AICUT_TEST_PYTHON. Without it the test fails in
+//! CI (CI=true) and elsewhere reports itself skipped.
 
 mod common;
 
+use std::io::Write;
 use std::process::Command;
 
 use common::*;
 
+/// The Python to run the example with, or `None` (after saying so) where it may be skipped.
+fn python() -> Option<String> {
+    if let Some(python) = std::env::var("AICUT_TEST_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
+        return Some(python);
+    }
+    let why = "AICUT_TEST_PYTHON is not set (scripts/test.sh sets it to a Python with requests and Pillow)";
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI must run this test, but {why}");
+    }
+    // Straight to stderr, past the test harness's capture, so the skip shows in the run.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED the_seed_python_example_runs_against_aicut_serve: {why}"
+    );
+    None
+}
+
 #[test]
 fn the_seed_python_example_runs_against_aicut_serve() {
-    let Ok(python) = std::env::var("AICUT_TEST_PYTHON") else {
-        eprintln!("AICUT_TEST_PYTHON is not set: skipping (scripts/test.sh sets it)");
+    let Some(python) = python() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

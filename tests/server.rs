@@ -1,4 +1,5 @@
 //! `aicut serve` over loopback: the contract, every error row, expiry, eviction, load.
+//! Time is the server's injected clock, moved by hand: no test waits for it.
 
 mod common;
 
@@ -30,9 +31,18 @@ async fn start_default() -> RunningServer {
         .0
 }
 
-fn scene_png() -> (Vec<u8>, (f64, f64)) {
-    let (img, _, c) = blob_scene(160, 120);
-    (png_bytes(&img), c)
+/// A server whose clock the test moves.
+async fn start_with_clock(config: ServeConfig) -> (RunningServer, ManualClock) {
+    let clock = ManualClock::default();
+    let config = ServeConfig {
+        clock: clock.clock(),
+        ..config
+    };
+    (start(config, StoreConfig::default()).await.0, clock)
+}
+
+fn scene_png() -> Vec<u8> {
+    png_bytes(&blob_scene(160, 120).0)
 }
 
 async fn initialize(
@@ -52,7 +62,7 @@ async fn initialize(
 }
 
 async fn session(client: &reqwest::Client, base: &str) -> String {
-    let r = initialize(client, base, KEY, scene_png().0).await;
+    let r = initialize(client, base, KEY, scene_png()).await;
     assert_eq!(r.status(), StatusCode::OK);
     r.json::<Value>().await.unwrap()["unique_filename"]
         .as_str()
@@ -74,6 +84,11 @@ fn seg_body(uid: &str, n: u64) -> Value {
     json!({"unique_filename": uid, "greenDots": [{"x": 80, "y": 60}], "redDots": [], "request_number": n})
 }
 
+/// The status of a segment call with one green dot in the middle.
+async fn segment_status(client: &reqwest::Client, base: &str, uid: &str, n: u64) -> StatusCode {
+    segment(client, base, seg_body(uid, n)).await.status()
+}
+
 /// Asserts a JSON error with the given status, returning its detail.
 async fn expect_error(r: reqwest::Response, status: u16) -> String {
     assert_eq!(r.status().as_u16(), status, "unexpected status");
@@ -91,7 +106,7 @@ async fn expect_error(r: reqwest::Response, status: u16) -> String {
 }
 
 #[tokio::test]
-async fn the_contract_end_to_end() {
+async fn each_segment_call_gives_a_cutout_downloadable_without_the_key() {
     let server = start_default().await;
     let base = server.url();
     let client = reqwest::Client::new();
@@ -124,7 +139,7 @@ async fn the_contract_end_to_end() {
 }
 
 #[tokio::test]
-async fn unauthorized_requests_get_401() {
+async fn a_wrong_missing_or_non_bearer_key_gets_401() {
     let config = ServeConfig {
         keys: KeyPolicy::Keys(vec![KEY.into()]),
         ..Default::default()
@@ -132,29 +147,21 @@ async fn unauthorized_requests_get_401() {
     let (server, _) = start(config, StoreConfig::default()).await;
     let base = server.url();
     let client = reqwest::Client::new();
-    let (png, _) = scene_png();
     expect_error(
-        initialize(&client, &base, "wrong-key", png.clone()).await,
+        initialize(&client, &base, "wrong-key", scene_png()).await,
         401,
     )
     .await;
-    let no_header = client
-        .post(format!("{base}/v3/ai-cut/segment/"))
-        .json(&seg_body("x", 1))
-        .send()
-        .await
-        .unwrap();
-    expect_error(no_header, 401).await;
-    let basic = client
-        .post(format!("{base}/v3/ai-cut/segment/"))
-        .header("Authorization", format!("Basic {KEY}"))
-        .json(&seg_body("x", 1))
-        .send()
-        .await
-        .unwrap();
-    expect_error(basic, 401).await;
+    let segment_call = || {
+        client
+            .post(format!("{base}/v3/ai-cut/segment/"))
+            .json(&seg_body("x", 1))
+    };
+    expect_error(segment_call().send().await.unwrap(), 401).await;
+    let basic = segment_call().header("Authorization", format!("Basic {KEY}"));
+    expect_error(basic.send().await.unwrap(), 401).await;
     assert_eq!(
-        initialize(&client, &base, KEY, png).await.status(),
+        initialize(&client, &base, KEY, scene_png()).await.status(),
         StatusCode::OK
     );
 }
@@ -163,9 +170,8 @@ async fn unauthorized_requests_get_401() {
 async fn without_configured_keys_any_non_empty_token_works() {
     let server = start_default().await;
     let client = reqwest::Client::new();
-    let (png, _) = scene_png();
     assert_eq!(
-        initialize(&client, &server.url(), "anything", png.clone())
+        initialize(&client, &server.url(), "anything", scene_png())
             .await
             .status(),
         StatusCode::OK
@@ -180,16 +186,12 @@ async fn without_configured_keys_any_non_empty_token_works() {
 }
 
 #[tokio::test]
-async fn bad_requests_get_400_with_a_reason() {
-    let config = ServeConfig {
-        max_upload_bytes: 200_000,
-        ..Default::default()
-    };
-    let (server, _) = start(config, StoreConfig::default()).await;
+async fn a_segment_body_with_a_missing_or_invalid_field_gets_400_naming_it() {
+    let server = start_default().await;
     let base = server.url();
     let client = reqwest::Client::new();
     let uid = session(&client, &base).await;
-
+    let green = json!([{"x": 1, "y": 1}]);
     let cases = [
         (
             json!({"greenDots": [], "redDots": [], "request_number": 1}),
@@ -200,11 +202,11 @@ async fn bad_requests_get_400_with_a_reason() {
             "greenDots",
         ),
         (
-            json!({"unique_filename": uid, "greenDots": [{"x": 1, "y": 1}], "request_number": 1}),
+            json!({"unique_filename": uid, "greenDots": green, "request_number": 1}),
             "redDots",
         ),
         (
-            json!({"unique_filename": uid, "greenDots": [{"x": 1, "y": 1}], "redDots": []}),
+            json!({"unique_filename": uid, "greenDots": green, "redDots": []}),
             "request_number",
         ),
         (
@@ -220,11 +222,11 @@ async fn bad_requests_get_400_with_a_reason() {
             "outside",
         ),
         (
-            json!({"unique_filename": uid, "greenDots": [{"x": 1, "y": 1}], "redDots": [{"x": -3, "y": 1}], "request_number": 1}),
+            json!({"unique_filename": uid, "greenDots": green, "redDots": [{"x": -3, "y": 1}], "request_number": 1}),
             "outside",
         ),
         (
-            json!({"unique_filename": uid, "greenDots": [{"x": 1, "y": 1}], "redDots": [], "request_number": -1}),
+            json!({"unique_filename": uid, "greenDots": green, "redDots": [], "request_number": -1}),
             "request_number",
         ),
     ];
@@ -235,8 +237,13 @@ async fn bad_requests_get_400_with_a_reason() {
             "{body}: {detail}"
         );
     }
-    let malformed = client
-        .post(format!("{base}/v3/ai-cut/segment/"))
+}
+
+#[tokio::test]
+async fn a_segment_body_that_is_not_json_gets_400() {
+    let server = start_default().await;
+    let malformed = reqwest::Client::new()
+        .post(format!("{}/v3/ai-cut/segment/", server.url()))
         .bearer_auth(KEY)
         .header("Content-Type", "application/json")
         .body("{\"unique_filename\": ")
@@ -244,33 +251,41 @@ async fn bad_requests_get_400_with_a_reason() {
         .await
         .unwrap();
     assert!(expect_error(malformed, 400).await.contains("JSON"));
+}
 
+#[tokio::test]
+async fn an_upload_that_is_not_an_image_or_not_in_the_field_image_gets_400() {
+    let server = start_default().await;
+    let base = server.url();
+    let client = reqwest::Client::new();
     let detail = expect_error(
         initialize(&client, &base, KEY, b"not an image at all".to_vec()).await,
         400,
     )
     .await;
     assert!(detail.contains("not"), "{detail}");
-    let wrong_field = client
-        .post(format!("{base}/v3/ai-cut/initialize/"))
-        .bearer_auth(KEY)
-        .multipart(
-            reqwest::multipart::Form::new()
-                .part("file", reqwest::multipart::Part::bytes(scene_png().0)),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(expect_error(wrong_field, 400).await.contains("image"));
-    let not_multipart = client
-        .post(format!("{base}/v3/ai-cut/initialize/"))
-        .bearer_auth(KEY)
-        .json(&json!({"image": "x"}))
-        .send()
-        .await
-        .unwrap();
+    let upload = || {
+        client
+            .post(format!("{base}/v3/ai-cut/initialize/"))
+            .bearer_auth(KEY)
+    };
+    let wrong_field =
+        reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(scene_png()));
+    let r = upload().multipart(wrong_field).send().await.unwrap();
+    assert!(expect_error(r, 400).await.contains("image"));
+    let not_multipart = upload().json(&json!({"image": "x"})).send().await.unwrap();
     expect_error(not_multipart, 400).await;
-    let big = initialize(&client, &base, KEY, vec![0u8; 400_000]).await;
+}
+
+#[tokio::test]
+async fn an_upload_over_the_size_limit_gets_413() {
+    let config = ServeConfig {
+        max_upload_bytes: 200_000,
+        ..Default::default()
+    };
+    let (server, _) = start(config, StoreConfig::default()).await;
+    let client = reqwest::Client::new();
+    let big = initialize(&client, &server.url(), KEY, vec![0u8; 400_000]).await;
     expect_error(big, 413).await;
 }
 
@@ -286,16 +301,16 @@ async fn spent_credits_give_402_on_initialize_but_segment_stays_free() {
     // A failed initialize does not use the credit.
     expect_error(initialize(&client, &base, KEY, b"junk".to_vec()).await, 400).await;
     let uid = session(&client, &base).await;
-    expect_error(initialize(&client, &base, KEY, scene_png().0).await, 402).await;
+    expect_error(initialize(&client, &base, KEY, scene_png()).await, 402).await;
     for n in 1..=3 {
         assert_eq!(
-            segment(&client, &base, seg_body(&uid, n)).await.status(),
+            segment_status(&client, &base, &uid, n).await,
             StatusCode::OK
         );
     }
     // Credits are per key.
     assert_eq!(
-        initialize(&client, &base, "other-key", scene_png().0)
+        initialize(&client, &base, "other-key", scene_png())
             .await
             .status(),
         StatusCode::OK
@@ -303,38 +318,34 @@ async fn spent_credits_give_402_on_initialize_but_segment_stays_free() {
 }
 
 #[tokio::test]
-async fn rate_limit_gives_429_with_retry_after() {
+async fn a_call_over_the_rate_gets_429_with_retry_after_and_passes_once_that_has_passed() {
     let config = ServeConfig {
         rate_limit: Some(1.0),
         ..Default::default()
     };
-    let (server, _) = start(config, StoreConfig::default()).await;
+    let (server, clock) = start_with_clock(config).await;
     let base = server.url();
     let client = reqwest::Client::new();
-    let uid = session(&client, &base).await;
-    let r = segment(&client, &base, seg_body(&uid, 1)).await;
-    assert_eq!(r.status().as_u16(), 429);
-    let retry: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=2).contains(&retry), "Retry-After {retry}");
-    expect_error(r, 429).await;
-    tokio::time::sleep(Duration::from_secs(retry)).await;
+    let uid = session(&client, &base).await; // the one call this second allows
+    for _ in 0..2 {
+        let r = segment(&client, &base, seg_body(&uid, 1)).await;
+        assert_eq!(r.headers()["retry-after"], "1", "whole seconds, rounded up");
+        expect_error(r, 429).await;
+        clock.advance(Duration::from_millis(500));
+    }
     assert_eq!(
-        segment(&client, &base, seg_body(&uid, 2)).await.status(),
+        segment_status(&client, &base, &uid, 2).await,
         StatusCode::OK
     );
 }
 
 #[tokio::test]
-async fn unknown_expired_and_evicted_sessions_get_404() {
-    let store = StoreConfig {
-        idle_ttl: Duration::from_millis(600),
+async fn unknown_sessions_and_sessions_idle_past_the_ttl_get_404() {
+    let config = ServeConfig {
+        session_ttl: Duration::from_secs(30 * 60),
         ..Default::default()
     };
-    let (server, _) = start(ServeConfig::default(), store).await;
+    let (server, clock) = start_with_clock(config).await;
     let base = server.url();
     let client = reqwest::Client::new();
     expect_error(
@@ -343,20 +354,24 @@ async fn unknown_expired_and_evicted_sessions_get_404() {
     )
     .await;
     let uid = session(&client, &base).await;
-    assert_eq!(
-        segment(&client, &base, seg_body(&uid, 1)).await.status(),
-        StatusCode::OK
-    );
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    let detail = expect_error(segment(&client, &base, seg_body(&uid, 2)).await, 404).await;
+    for n in 1..=2 {
+        clock.advance(Duration::from_secs(20 * 60));
+        let status = segment_status(&client, &base, &uid, n).await;
+        assert_eq!(status, StatusCode::OK, "each call restarts the idle time");
+    }
+    clock.advance(Duration::from_secs(30 * 60 + 1));
+    let detail = expect_error(segment(&client, &base, seg_body(&uid, 3)).await, 404).await;
     assert!(detail.contains("expired"), "{detail}");
-    server.shutdown().await;
+}
 
-    // A cap that holds about two sessions of this size evicts the least recently used.
+#[tokio::test]
+async fn the_engine_evicts_its_least_recently_used_session_under_its_memory_cap() {
+    let client = reqwest::Client::new();
     let (server, engine) = start(ServeConfig::default(), StoreConfig::default()).await;
-    let one = session(&client, &server.url()).await;
+    session(&client, &server.url()).await;
     let per_session = engine.sessions().total_bytes();
     server.shutdown().await;
+    // A cap that holds about two sessions of this size.
     let store = StoreConfig {
         memory_cap_bytes: per_session * 2 + per_session / 2,
         ..Default::default()
@@ -365,51 +380,78 @@ async fn unknown_expired_and_evicted_sessions_get_404() {
     let base = server.url();
     let a = session(&client, &base).await;
     let b = session(&client, &base).await;
-    assert_eq!(
-        segment(&client, &base, seg_body(&a, 1)).await.status(),
-        StatusCode::OK
-    ); // a is fresher
+    assert_eq!(segment_status(&client, &base, &a, 1).await, StatusCode::OK); // a is fresher
     let c = session(&client, &base).await;
     expect_error(segment(&client, &base, seg_body(&b, 1)).await, 404).await;
-    assert_eq!(
-        segment(&client, &base, seg_body(&a, 2)).await.status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        segment(&client, &base, seg_body(&c, 1)).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(segment_status(&client, &base, &a, 2).await, StatusCode::OK);
+    assert_eq!(segment_status(&client, &base, &c, 1).await, StatusCode::OK);
     assert!(engine.sessions().total_bytes() <= store.memory_cap_bytes);
-    let _ = one;
 }
 
 #[tokio::test]
-async fn output_urls_expire_and_resist_path_tricks() {
+async fn a_session_the_server_evicts_under_its_memory_cap_is_closed_on_the_engine() {
+    let image = aicut::imageio::decode_bytes(scene_png(), "scene.png", &Default::default());
+    let per_image = image.unwrap().heap_bytes();
     let config = ServeConfig {
-        output_ttl: Duration::from_millis(700),
+        session_memory_cap: per_image * 2 + per_image / 2,
         ..Default::default()
     };
-    let (server, _) = start(config, StoreConfig::default()).await;
+    let (server, engine) = start(config, StoreConfig::default()).await;
     let base = server.url();
     let client = reqwest::Client::new();
-    let uid = session(&client, &base).await;
-    let v: Value = segment(&client, &base, seg_body(&uid, 1))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let a = session(&client, &base).await;
+    let b = session(&client, &base).await;
+    assert_eq!(segment_status(&client, &base, &a, 1).await, StatusCode::OK); // a is fresher
+    let c = session(&client, &base).await;
+    assert_eq!(engine.sessions().len(), 2, "b's prepared state was freed");
+    expect_error(segment(&client, &base, seg_body(&b, 1)).await, 404).await;
+    assert_eq!(segment_status(&client, &base, &a, 2).await, StatusCode::OK);
+    assert_eq!(segment_status(&client, &base, &c, 1).await, StatusCode::OK);
+}
+
+/// A server with one cut-out made: (server, its clock, the cut-out's URL, the session).
+async fn one_output(config: ServeConfig) -> (RunningServer, ManualClock, String, String) {
+    let (server, clock) = start_with_clock(config).await;
+    let client = reqwest::Client::new();
+    let uid = session(&client, &server.url()).await;
+    let r = segment(&client, &server.url(), seg_body(&uid, 1)).await;
+    let v: Value = r.json().await.unwrap();
     let url = v["output_url"].as_str().unwrap().to_string();
-    assert_eq!(
-        client.get(&url).send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    (server, clock, url, uid)
+}
+
+#[tokio::test]
+async fn an_output_url_expires_a_fixed_time_after_the_segment_call() {
+    let config = ServeConfig {
+        output_ttl: Duration::from_secs(600),
+        ..Default::default()
+    };
+    let (_server, clock, url, _) = one_output(config).await;
+    let client = reqwest::Client::new();
+    for _ in 0..2 {
+        clock.advance(Duration::from_secs(299));
+        let r = client.get(&url).send().await.unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "downloads do not extend the link"
+        );
+    }
+    clock.advance(Duration::from_secs(3));
+    expect_error(client.get(&url).send().await.unwrap(), 404).await;
+}
+
+#[tokio::test]
+async fn output_urls_serve_nothing_but_their_own_token() {
+    let (server, _, url, uid) = one_output(ServeConfig::default()).await;
+    let base = server.url();
+    let client = reqwest::Client::new();
     let token = url
         .rsplit('/')
         .next()
         .unwrap()
         .trim_end_matches(".png")
         .to_string();
-
     let tricks = [
         format!("{base}/v3/ai-cut/outputs/{token}"),
         format!("{base}/v3/ai-cut/outputs/{token}.png.png"),
@@ -434,9 +476,10 @@ async fn output_urls_expire_and_resist_path_tricks() {
         );
         assert_ne!(r.headers()["content-type"], "image/png", "{t}");
     }
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let r = client.get(&url).send().await.unwrap();
-    expect_error(r, 404).await;
+    assert_eq!(
+        client.get(&url).send().await.unwrap().status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod cut;
+pub mod serve;
 
 use std::path::PathBuf;
 

@@ -27,7 +27,7 @@ pub trait Model: Send + Sync {
     fn prepare(&self, image: &RgbImage) -> Result<Box<dyn Prepared>, EngineError>;
 }
 
-/// What a local session keeps: the image (for cut-outs and validation) and the model's state.
+/// What a local session keeps: the image (to check dots against) and the model's state.
 pub struct LocalSession {
     pub image: Arc<LoadedImage>,
     pub prepared: Box<dyn Prepared>,
@@ -49,11 +49,6 @@ impl LocalEngine {
 
     pub fn sessions(&self) -> &Arc<SessionStore<LocalSession>> {
         &self.sessions
-    }
-
-    /// The image a session was initialized with (the server composes cut-outs from it).
-    pub fn session_image(&self, id: &SessionId) -> Result<Arc<LoadedImage>, EngineError> {
-        Ok(self.sessions.require(id)?.image.clone())
     }
 }
 

@@ -101,6 +101,26 @@ impl RemoteEngine {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.config.base_url)
     }
+
+    /// Downloads a cut-out with the client that has no key: the output host is not the API.
+    async fn download(&self, url: reqwest::Url) -> Result<Vec<u8>, EngineError> {
+        let png = self.downloads.get(url).send().await.map_err(transport)?;
+        if !png.status().is_success() {
+            let status = png.status().as_u16();
+            return Err(match status {
+                404 | 410 => {
+                    EngineError::Transport("the cut-out expired before it was downloaded".into())
+                }
+                500..=599 => EngineError::Transport(format!(
+                    "downloading the cut-out failed (HTTP {status})"
+                )),
+                _ => {
+                    EngineError::Protocol(format!("downloading the cut-out failed (HTTP {status})"))
+                }
+            });
+        }
+        Ok(png.bytes().await.map_err(transport)?.to_vec())
+    }
 }
 
 /// A transport failure in words, without URLs' query strings or headers.
@@ -237,44 +257,10 @@ impl Engine for RemoteEngine {
             .await
             .map_err(transport)?;
         let answer: SegmentResponse = json_or_error(resp).await?;
-        if answer.request_number != request_number || answer.unique_filename != session.0 {
-            return Err(EngineError::Protocol(format!(
-                "the answer is for request {} of another session or number (sent {request_number})",
-                answer.request_number
-            )));
-        }
-        if answer.status != "completed" {
-            return Err(EngineError::Protocol(format!(
-                "status '{}' instead of 'completed'",
-                answer.status
-            )));
-        }
-        let url = reqwest::Url::parse(&answer.output_url)
-            .map_err(|_| EngineError::Protocol("output_url is not a URL".into()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(EngineError::Protocol(
-                "output_url is not an http(s) URL".into(),
-            ));
-        }
-        // A separate client with no key: the output host is not the API.
-        let png = self.downloads.get(url).send().await.map_err(transport)?;
-        if !png.status().is_success() {
-            let status = png.status().as_u16();
-            return Err(match status {
-                404 | 410 => {
-                    EngineError::Transport("the cut-out expired before it was downloaded".into())
-                }
-                500..=599 => EngineError::Transport(format!(
-                    "downloading the cut-out failed (HTTP {status})"
-                )),
-                _ => {
-                    EngineError::Protocol(format!("downloading the cut-out failed (HTTP {status})"))
-                }
-            });
-        }
-        let bytes = png.bytes().await.map_err(transport)?;
+        let url = output_url(&answer, session, request_number)?;
+        let bytes = self.download(url).await?;
         let expect = size;
-        tokio::task::spawn_blocking(move || mask_from_png(bytes.to_vec(), expect))
+        tokio::task::spawn_blocking(move || mask_from_png(bytes, expect))
             .await
             .map_err(|e| EngineError::Engine(e.to_string()))?
     }
@@ -285,6 +271,34 @@ impl Engine for RemoteEngine {
             .unwrap_or_else(|p| p.into_inner())
             .remove(session);
     }
+}
+
+/// The cut-out's URL from a segment answer, once the answer is checked to be the one asked.
+fn output_url(
+    answer: &SegmentResponse,
+    session: &SessionId,
+    request_number: u64,
+) -> Result<reqwest::Url, EngineError> {
+    if answer.request_number != request_number || answer.unique_filename != session.0 {
+        return Err(EngineError::Protocol(format!(
+            "the answer is for request {} of another session or number (sent {request_number})",
+            answer.request_number
+        )));
+    }
+    if answer.status != "completed" {
+        return Err(EngineError::Protocol(format!(
+            "status '{}' instead of 'completed'",
+            answer.status
+        )));
+    }
+    let url = reqwest::Url::parse(&answer.output_url)
+        .map_err(|_| EngineError::Protocol("output_url is not a URL".into()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(EngineError::Protocol(
+            "output_url is not an http(s) URL".into(),
+        ));
+    }
+    Ok(url)
 }
 
 /// The alpha channel of a downloaded cut-out, checked against the image's size.

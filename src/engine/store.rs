@@ -84,7 +84,14 @@ impl<T> SessionStore<T> {
     }
 
     /// Stores `value` under a given id, evicting least recently used sessions as needed.
-    pub fn insert_with_id(&self, id: SessionId, value: T, bytes: usize) -> Result<(), EngineError> {
+    /// Returns the ids it dropped (expired or evicted), so an owner can release what it
+    /// keeps elsewhere for them.
+    pub fn insert_with_id(
+        &self,
+        id: SessionId,
+        value: T,
+        bytes: usize,
+    ) -> Result<Vec<SessionId>, EngineError> {
         if bytes > self.config.memory_cap_bytes {
             return Err(EngineError::BadRequest(format!(
                 "the image needs {} MB, more than the session memory cap of {} MB",
@@ -94,7 +101,7 @@ impl<T> SessionStore<T> {
         }
         let now = (self.clock)();
         let mut inner = self.lock();
-        Self::purge_expired_locked(&mut inner, now, self.config.idle_ttl);
+        let mut dropped = Self::purge_expired_locked(&mut inner, now, self.config.idle_ttl);
         if let Some(old) = inner.entries.remove(&id) {
             inner.total_bytes -= old.bytes;
         }
@@ -110,6 +117,7 @@ impl<T> SessionStore<T> {
             if let Some(e) = inner.entries.remove(&oldest) {
                 inner.total_bytes -= e.bytes;
                 tracing::info!(session = %oldest, "session evicted under the memory cap");
+                dropped.push(oldest);
             }
         }
         inner.total_bytes += bytes;
@@ -121,7 +129,7 @@ impl<T> SessionStore<T> {
                 last_used: now,
             },
         );
-        Ok(())
+        Ok(dropped)
     }
 
     /// The session's value, refreshing its idle timer; `None` if unknown, expired or evicted.
@@ -158,16 +166,20 @@ impl<T> SessionStore<T> {
         }
     }
 
-    fn purge_expired_locked(inner: &mut Inner<T>, now: Instant, ttl: Duration) {
+    /// Removes expired entries and returns their ids.
+    fn purge_expired_locked(inner: &mut Inner<T>, now: Instant, ttl: Duration) -> Vec<SessionId> {
         let mut freed = 0;
-        inner.entries.retain(|_, e| {
+        let mut gone = Vec::new();
+        inner.entries.retain(|id, e| {
             let keep = now.saturating_duration_since(e.last_used) <= ttl;
             if !keep {
                 freed += e.bytes;
+                gone.push(id.clone());
             }
             keep
         });
         inner.total_bytes -= freed;
+        gone
     }
 
     pub fn len(&self) -> usize {
@@ -236,6 +248,23 @@ mod tests {
         assert_eq!(s.get(&a).as_deref(), Some(&1));
         assert_eq!(s.get(&c).as_deref(), Some(&3));
         assert_eq!(s.total_bytes(), 80);
+    }
+
+    #[test]
+    fn insert_reports_the_ids_it_expired_or_evicted() {
+        let (s, now) = store(10, 100);
+        let old = s.insert(1, 10).unwrap();
+        *now.lock().unwrap() += Duration::from_secs(11);
+        let lru = SessionId("lru".into());
+        assert_eq!(s.insert_with_id(lru.clone(), 2, 50).unwrap(), vec![old]);
+        *now.lock().unwrap() += Duration::from_secs(1);
+        assert!(
+            s.insert_with_id(SessionId("c".into()), 3, 10)
+                .unwrap()
+                .is_empty()
+        );
+        let evicted = s.insert_with_id(SessionId("d".into()), 4, 50).unwrap();
+        assert_eq!(evicted, vec![lru], "the least recently used made room");
     }
 
     #[test]

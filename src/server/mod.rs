@@ -1,4 +1,4 @@
-//! `aicut serve`: the AI Cut HTTP API over a local engine.
+//! `aicut serve`: the AI Cut HTTP API over any engine.
 //!
 //! The routes, field names, content types and status codes are exactly those of the
 //! hosted service's documentation, so any AI Cut client works against it with only a new
@@ -7,32 +7,29 @@
 
 pub mod faults;
 mod limits;
+mod routes;
+mod sessions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use tokio::sync::Semaphore;
+use tower_http::trace::TraceLayer;
 
-pub use faults::{Fault, FaultContext, FaultHook, Route};
+pub use faults::{Fault, FaultContext, FaultHook, Gate, Route};
 pub use limits::KeyPolicy;
-use limits::{Credits, RateLimiter};
 
-use crate::engine::local::LocalEngine;
-use crate::engine::store::{SessionStore, StoreConfig};
-use crate::engine::{Dot, Engine, EngineError, Prompt, SessionId};
-use crate::imageio::{self, DecodeLimits};
-use crate::wire::{self, ErrorBody, InitializeResponse, SegmentRequest, SegmentResponse};
+use crate::engine::store::Clock;
+use crate::engine::{Engine, EngineError};
+use crate::wire::{self, ErrorBody};
 
-/// Everything `aicut serve` can be told about HTTP. Session expiry and memory are the
-/// engine's own ([`StoreConfig`] of its [`LocalEngine`]).
+/// Everything `aicut serve` can be told about HTTP.
 #[derive(Clone)]
 pub struct ServeConfig {
     pub keys: KeyPolicy,
@@ -40,6 +37,11 @@ pub struct ServeConfig {
     pub credits: Option<u64>,
     /// Requests per second per key; `None` is unlimited.
     pub rate_limit: Option<f64>,
+    /// Sessions unused this long expire. Give the engine's own sessions the same.
+    pub session_ttl: Duration,
+    /// The images kept for cut-outs are evicted (least recently used first) to stay under
+    /// this. Give the engine's own sessions the same cap (see `sessions.rs` on counting).
+    pub session_memory_cap: usize,
     /// Download links expire this long after they were made.
     pub output_ttl: Duration,
     /// Cut-outs awaiting download are evicted (oldest first) to stay under this.
@@ -50,6 +52,8 @@ pub struct ServeConfig {
     pub public_url: Option<String>,
     /// Test-only fault injection.
     pub faults: Option<FaultHook>,
+    /// Where the server reads the time for expiry and rate limits; tests move it by hand.
+    pub clock: Clock,
 }
 
 impl Default for ServeConfig {
@@ -58,11 +62,14 @@ impl Default for ServeConfig {
             keys: KeyPolicy::AnyToken,
             credits: None,
             rate_limit: None,
+            session_ttl: Duration::from_secs(30 * 60),
+            session_memory_cap: 2048 * 1024 * 1024,
             output_ttl: Duration::from_secs(10 * 60),
             output_memory_cap: 512 * 1024 * 1024,
             max_upload_bytes: 64 * 1024 * 1024,
             public_url: None,
             faults: None,
+            clock: Arc::new(Instant::now),
         }
     }
 }
@@ -127,339 +134,60 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Shared state of a running server.
-struct AppState {
-    engine: Arc<LocalEngine>,
-    outputs: SessionStore<Bytes>,
-    keys: KeyPolicy,
-    credits: Credits,
-    limiter: RateLimiter,
-    public_url: Option<String>,
-    max_upload_bytes: usize,
-    /// Bounds concurrent CPU work (decode, segment, encode) so memory stays bounded.
-    cpu: Semaphore,
-}
-
-/// Builds the router over a local engine.
-pub fn router(engine: Arc<LocalEngine>, config: ServeConfig) -> Router {
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let state = Arc::new(AppState {
-        engine,
-        outputs: SessionStore::new(StoreConfig {
-            idle_ttl: config.output_ttl,
-            memory_cap_bytes: config.output_memory_cap,
-            refresh_on_get: false,
-        }),
-        keys: config.keys.clone(),
-        credits: Credits::new(config.credits),
-        limiter: RateLimiter::new(config.rate_limit),
-        public_url: config
-            .public_url
-            .clone()
-            .map(|u| u.trim_end_matches('/').to_string()),
-        max_upload_bytes: config.max_upload_bytes,
-        cpu: Semaphore::new(workers + 1),
-    });
+/// Builds the router over an engine.
+pub fn router(engine: Arc<dyn Engine>, config: ServeConfig) -> Router {
+    let body_limit = config.max_upload_bytes + 64 * 1024; // multipart overhead on top
+    let faults = config.faults.clone();
     let mut app = Router::new()
-        .route(wire::INITIALIZE_PATH, post(initialize))
+        .route(wire::INITIALIZE_PATH, post(routes::initialize))
         .route(
             wire::INITIALIZE_PATH.trim_end_matches('/'),
-            post(initialize),
+            post(routes::initialize),
         )
-        .route(wire::SEGMENT_PATH, post(segment))
-        .route(wire::SEGMENT_PATH.trim_end_matches('/'), post(segment))
-        .route(&format!("{}{{file}}", wire::OUTPUTS_PREFIX), get(output))
+        .route(wire::SEGMENT_PATH, post(routes::segment))
+        .route(
+            wire::SEGMENT_PATH.trim_end_matches('/'),
+            post(routes::segment),
+        )
+        .route(
+            &format!("{}{{file}}", wire::OUTPUTS_PREFIX),
+            get(routes::output),
+        )
         .route("/health", get(|| async { "ok" }))
         .fallback(|| async { ApiError::new(404, "Not found.") })
         .method_not_allowed_fallback(|| async { ApiError::new(405, "Method not allowed.") })
-        // Multipart overhead on top of the file itself.
-        .layer(DefaultBodyLimit::max(config.max_upload_bytes + 64 * 1024))
-        .with_state(state);
-    if let Some(hook) = config.faults {
-        app = app.layer(middleware::from_fn_with_state(hook, faults_layer));
+        // Axum's limit, not tower-http's: extractors then answer 413 as the contract's JSON.
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(Arc::new(routes::AppState::new(engine, config)));
+    if let Some(hook) = faults {
+        app = app.layer(middleware::from_fn_with_state(hook, faults::layer));
     }
-    app.layer(middleware::from_fn(log_request))
+    let log = TraceLayer::new_for_http()
+        .make_span_with(log_span)
+        .on_request(())
+        .on_response(log_response)
+        .on_failure(());
+    app.layer(log)
 }
 
-/// One log line per request: method, route, status, latency. Output tokens are not logged.
-async fn log_request(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
+/// The span of a request's log line: method and route. Output tokens are not logged.
+fn log_span(req: &Request) -> tracing::Span {
+    let path = req.uri().path();
     let route = if path.starts_with(wire::OUTPUTS_PREFIX) {
         format!("{}…", wire::OUTPUTS_PREFIX)
     } else {
-        path
+        path.to_string()
     };
-    let resp = next.run(req).await;
+    tracing::info_span!("request", method = %req.method(), route)
+}
+
+/// One log line per request, when it is answered: status and latency.
+fn log_response(resp: &Response, latency: Duration, _: &tracing::Span) {
     tracing::info!(
-        %method,
-        route,
         status = resp.status().as_u16(),
-        latency_ms = format!("{:.1}", start.elapsed().as_secs_f64() * 1000.0),
+        latency_ms = format!("{:.1}", latency.as_secs_f64() * 1000.0),
         "request"
     );
-    resp
-}
-
-/// Applies the test hook's fault, if any, before the real handler.
-async fn faults_layer(State(hook): State<FaultHook>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let route = if path.starts_with(wire::OUTPUTS_PREFIX) {
-        Route::Output
-    } else if path.starts_with(wire::SEGMENT_PATH.trim_end_matches('/')) {
-        Route::Segment
-    } else {
-        Route::Initialize
-    };
-    let headers = req.headers().clone();
-    let (parts, body) = req.into_parts();
-    // Segment bodies are small JSON: read it to tell the hook the request_number.
-    let (body, request_number) = if route == Route::Segment {
-        let bytes = axum::body::to_bytes(body, 1 << 20)
-            .await
-            .unwrap_or_default();
-        let n = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("request_number")?.as_u64());
-        (Body::from(bytes), n)
-    } else {
-        (body, None)
-    };
-    let req = Request::from_parts(parts, body);
-    let ctx = FaultContext {
-        route,
-        request_number,
-        headers,
-    };
-    match hook(&ctx) {
-        None => next.run(req).await,
-        Some(Fault::Delay(d)) => {
-            tokio::time::sleep(d).await;
-            next.run(req).await
-        }
-        Some(Fault::Status {
-            status,
-            detail,
-            retry_after_s,
-        }) => {
-            let mut e = ApiError::new(status, detail);
-            if let Some(s) = retry_after_s {
-                e = e.retry_after(Duration::from_secs(s));
-            }
-            e.into_response()
-        }
-        Some(Fault::Malformed) => (StatusCode::OK, "<html>surprise</html>").into_response(),
-        Some(Fault::DropConnection) => {
-            let stream = futures_util::stream::iter(vec![
-                Ok(Bytes::from_static(b"{\"status\": \"comp")),
-                Err(std::io::Error::other(
-                    "connection dropped by fault injection",
-                )),
-            ]);
-            Response::builder()
-                .status(200)
-                .header(header::CONTENT_TYPE, "application/json")
-                .header(header::CONTENT_LENGTH, "200")
-                .body(Body::from_stream(stream))
-                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
-        }
-    }
-}
-
-/// The caller's key, after checking it and its request rate.
-fn admit(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let key = state.keys.authorize(auth)?;
-    state.limiter.admit(&key)?;
-    Ok(key)
-}
-
-async fn initialize(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Result<Json<InitializeResponse>, ApiError> {
-    let key = admit(&state, &headers)?;
-    let mut multipart = multipart.map_err(|e| {
-        ApiError::new(
-            400,
-            format!("Expected multipart/form-data with a file field 'image': {e}"),
-        )
-    })?;
-    let mut upload = None;
-    loop {
-        let field = multipart.next_field().await.map_err(multipart_error)?;
-        let Some(field) = field else { break };
-        if field.name() == Some("image") {
-            let name = field.file_name().unwrap_or("upload").to_string();
-            let bytes = field.bytes().await.map_err(multipart_error)?;
-            upload = Some((name, bytes));
-            break;
-        }
-    }
-    let (name, bytes) = upload.ok_or_else(|| ApiError::new(400, "Missing file field 'image'."))?;
-    if bytes.len() > state.max_upload_bytes {
-        return Err(ApiError::new(
-            413,
-            "The image is larger than this server accepts.",
-        ));
-    }
-    state.credits.charge(&key)?;
-    let result = async {
-        let _permit = state
-            .cpu
-            .acquire()
-            .await
-            .map_err(|_| ApiError::new(503, "Shutting down."))?;
-        let image = tokio::task::spawn_blocking(move || {
-            imageio::decode_bytes(bytes.to_vec(), &name, &DecodeLimits::default())
-        })
-        .await
-        .map_err(|e| ApiError::new(500, e.to_string()))?
-        .map_err(EngineError::from)?;
-        let id = state.engine.initialize(Arc::new(image)).await?;
-        Ok::<_, ApiError>(id)
-    }
-    .await;
-    match result {
-        Ok(id) => Ok(Json(InitializeResponse {
-            unique_filename: id.0,
-        })),
-        Err(e) => {
-            state.credits.refund(&key);
-            Err(e)
-        }
-    }
-}
-
-fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
-    let status = e.status().as_u16();
-    ApiError::new(
-        if status == 413 { 413 } else { 400 },
-        format!("Malformed upload: {}", e.body_text()),
-    )
-}
-
-/// Parses the segment body by hand so every flaw is a 400 with a helpful detail.
-fn parse_segment(body: &[u8]) -> Result<SegmentRequest, ApiError> {
-    let v: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(400, format!("Malformed JSON: {e}")))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| ApiError::new(400, "The body must be a JSON object."))?;
-    let field = |name: &str| {
-        obj.get(name)
-            .ok_or_else(|| ApiError::new(400, format!("Missing field '{name}'.")))
-    };
-    let unique_filename = field("unique_filename")?
-        .as_str()
-        .ok_or_else(|| ApiError::new(400, "'unique_filename' must be a string."))?
-        .to_string();
-    let request_number = field("request_number")?
-        .as_u64()
-        .ok_or_else(|| ApiError::new(400, "'request_number' must be a non-negative integer."))?;
-    let dots = |name: &str| -> Result<Vec<Dot>, ApiError> {
-        let arr = field(name)?
-            .as_array()
-            .ok_or_else(|| ApiError::new(400, format!("'{name}' must be an array.")))?;
-        arr.iter()
-            .enumerate()
-            .map(|(i, d)| {
-                let num = |k: &str| d.get(k).and_then(|n| n.as_f64()).filter(|n| n.is_finite());
-                match (num("x"), num("y")) {
-                    (Some(x), Some(y)) => Ok(Dot::new(x, y)),
-                    _ => Err(ApiError::new(
-                        400,
-                        format!("Invalid point format: {name}[{i}] must be {{\"x\": number, \"y\": number}}."),
-                    )),
-                }
-            })
-            .collect()
-    };
-    Ok(SegmentRequest {
-        unique_filename,
-        green_dots: dots("greenDots")?,
-        red_dots: dots("redDots")?,
-        request_number,
-    })
-}
-
-async fn segment(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<SegmentResponse>, ApiError> {
-    admit(&state, &headers)?;
-    let req = parse_segment(&body)?;
-    let session = SessionId(req.unique_filename.clone());
-    let image = state.engine.session_image(&session)?;
-    let prompt = Prompt {
-        green: req.green_dots,
-        red: req.red_dots,
-    };
-    prompt
-        .validate(image.width(), image.height())
-        .map_err(EngineError::from)?;
-    let _permit = state
-        .cpu
-        .acquire()
-        .await
-        .map_err(|_| ApiError::new(503, "Shutting down."))?;
-    let mask = state
-        .engine
-        .segment(&session, &prompt, req.request_number)
-        .await?;
-    let png = tokio::task::spawn_blocking(move || {
-        imageio::encode_png(&imageio::compose_cutout(image.pixels(), &mask))
-    })
-    .await
-    .map_err(|e| ApiError::new(500, e.to_string()))?
-    .map_err(|e| ApiError::new(500, format!("Could not encode the cut-out: {e}")))?;
-    let size = png.len();
-    let token = state.outputs.insert(Bytes::from(png), size)?;
-    let base = match &state.public_url {
-        Some(u) => u.clone(),
-        None => {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("127.0.0.1");
-            format!("http://{host}")
-        }
-    };
-    Ok(Json(SegmentResponse {
-        status: "completed".into(),
-        unique_filename: req.unique_filename,
-        output_url: format!("{base}{}{}.png", wire::OUTPUTS_PREFIX, token.0),
-        request_number: req.request_number,
-    }))
-}
-
-async fn output(
-    State(state): State<Arc<AppState>>,
-    Path(file): Path<String>,
-) -> Result<Response, ApiError> {
-    let not_found = || ApiError::new(404, "Output not found or has expired.");
-    // Tokens are UUIDs; anything else (dots, slashes, encodings) never reaches the store.
-    let token = file.strip_suffix(".png").ok_or_else(not_found)?;
-    if uuid::Uuid::try_parse(token).is_err() {
-        return Err(not_found());
-    }
-    let png = state
-        .outputs
-        .get(&SessionId(token.to_string()))
-        .ok_or_else(not_found)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "image/png"),
-            (header::CACHE_CONTROL, "private, max-age=60"),
-        ],
-        Body::from((*png).clone()),
-    )
-        .into_response())
 }
 
 /// A running server, for tests and `aicut serve`.
@@ -487,7 +215,7 @@ impl RunningServer {
 /// Binds and serves in the background (on the current tokio runtime).
 pub async fn spawn(
     bind: SocketAddr,
-    engine: Arc<LocalEngine>,
+    engine: Arc<dyn Engine>,
     config: ServeConfig,
 ) -> std::io::Result<RunningServer> {
     let listener = tokio::net::TcpListener::bind(bind).await?;

@@ -178,3 +178,28 @@ pub fn write_random_mobile_sam(path: &std::path::Path) {
     candle_transformers::models::segment_anything::sam::Sam::new_tiny(vb).unwrap();
     varmap.save(path).unwrap();
 }
+
+/// A clock that moves only when the test says: handed to the server (its session and
+/// download expiry, its rate limits) so tests skip time instead of sleeping through it.
+#[derive(Clone)]
+pub struct ManualClock(std::sync::Arc<std::sync::Mutex<std::time::Instant>>);
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        ManualClock(std::sync::Arc::new(std::sync::Mutex::new(
+            std::time::Instant::now(),
+        )))
+    }
+}
+
+impl ManualClock {
+    pub fn advance(&self, by: std::time::Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+
+    /// The clock in the form the server's config takes.
+    pub fn clock(&self) -> aicut::engine::store::Clock {
+        let now = self.0.clone();
+        std::sync::Arc::new(move || *now.lock().unwrap())
+    }
+}
