@@ -38,8 +38,12 @@ fn stored_for(displayed: &RgbImage, orientation: u16) -> RgbImage {
 }
 
 fn encode(img: &RgbImage, format: ImageFormat, orientation: u16) -> Vec<u8> {
+    encode_with_exif(img, format, exif_with_orientation(orientation))
+}
+
+/// PNG or JPEG (quality 100) carrying the given EXIF block.
+fn encode_with_exif(img: &RgbImage, format: ImageFormat, exif: Vec<u8>) -> Vec<u8> {
     let mut out = Vec::new();
-    let exif = exif_with_orientation(orientation);
     match format {
         ImageFormat::Png => {
             let mut enc = PngEncoder::new(&mut out);
@@ -217,25 +221,12 @@ fn exif_with_thumbnail(thumbnail: &[u8]) -> Vec<u8> {
     v
 }
 
-fn jpeg_with_exif(img: &RgbImage, exif: Vec<u8>) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut enc = JpegEncoder::new_with_quality(&mut out, 90);
-    enc.set_exif_metadata(exif).unwrap();
-    enc.write_image(
-        img.as_raw(),
-        img.width(),
-        img.height(),
-        image::ExtendedColorType::Rgb8,
-    )
-    .unwrap();
-    out
-}
-
 #[test]
 fn a_camera_jpeg_cut_off_after_its_exif_thumbnail_is_reported_truncated() {
     let thumbnail = encode(&reference(), ImageFormat::Jpeg, 1);
-    let photo = jpeg_with_exif(
+    let photo = encode_with_exif(
         &common::textured_background(160, 120, 7),
+        ImageFormat::Jpeg,
         exif_with_thumbnail(&thumbnail),
     );
     let whole = imageio::decode_bytes(photo.clone(), "camera.jpg", &DecodeLimits::default())
