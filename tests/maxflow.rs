@@ -98,8 +98,15 @@ fn add_terminals(flow: &mut MaxFlow, terminals: &[(i64, i64)]) {
     }
 }
 
-fn source_side(flow: &MaxFlow, nodes: usize) -> Vec<bool> {
-    (0..nodes).map(|i| flow.is_source(i)).collect()
+/// `value` (what `run` returned) is the oracle's maximum flow, and the cut `flow` reports
+/// has that capacity, so it is a minimum cut.
+fn check_max_flow_and_min_cut(problem: &Problem, flow: &MaxFlow, value: f64) -> TestCaseResult {
+    let expected = problem.oracle_max_flow();
+    prop_assert_eq!(value, expected as f64, "flow value");
+    let source_side: Vec<bool> = (0..problem.nodes).map(|i| flow.is_source(i)).collect();
+    let cut = problem.cut_capacity(&source_side);
+    prop_assert_eq!(cut, expected, "capacity of the reported cut");
+    Ok(())
 }
 
 /// Zero often, so saturated and missing arcs and terminal-free nodes all occur.
@@ -188,11 +195,7 @@ fn max_flow_equals_edmonds_karp_and_its_cut_is_minimum() {
         let mut flow = MaxFlow::new(&topology, capacity);
         add_terminals(&mut flow, &problem.terminals);
         let value = flow.run();
-        let expected = problem.oracle_max_flow();
-        prop_assert_eq!(value, expected as f64, "flow value");
-        let cut = problem.cut_capacity(&source_side(&flow, problem.nodes));
-        prop_assert_eq!(cut, expected, "capacity of the reported cut");
-        Ok(())
+        check_max_flow_and_min_cut(&problem, &flow, value)
     });
 }
 
@@ -218,11 +221,7 @@ fn after_a_restart_with_new_terminal_capacities_the_flow_and_cut_are_those_of_th
             terminals: new_terminals,
             ..first
         };
-        let expected = second.oracle_max_flow();
-        prop_assert_eq!(value, expected as f64, "flow value after restart");
-        let cut = second.cut_capacity(&source_side(&flow, second.nodes));
-        prop_assert_eq!(cut, expected, "capacity of the reported cut after restart");
-        Ok(())
+        check_max_flow_and_min_cut(&second, &flow, value)
     });
 }
 
