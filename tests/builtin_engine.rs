@@ -91,7 +91,7 @@ async fn alpha_is_soft_along_the_boundary_and_hard_inside() {
 }
 
 #[tokio::test]
-async fn bad_prompts_are_refused_and_unknown_sessions_are_not_found() {
+async fn a_dot_outside_the_image_or_no_dot_is_refused_and_a_closed_session_is_not_found() {
     let (img, _, _) = blob_scene(64, 48);
     let engine = builtin::engine(Default::default());
     let session = engine.initialize(loaded(&img)).await.unwrap();

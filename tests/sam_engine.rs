@@ -16,7 +16,7 @@ use common::*;
 use image::DynamicImage;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mobile_sam_checkpoint_loads_and_segments_at_full_resolution() {
+async fn a_mobile_sam_checkpoint_is_recognised_and_segments_deterministically_at_full_resolution() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("mobile_sam.safetensors");
     write_random_mobile_sam(&model);
@@ -96,7 +96,7 @@ fn broken_or_foreign_model_files_give_clear_errors() {
 }
 
 #[test]
-fn aicut_cut_runs_on_a_sam_model_file() {
+fn aicut_cut_runs_on_a_sam_model_file_and_asks_for_one_when_none_is_given() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m.safetensors");
     write_random_mobile_sam(&model);

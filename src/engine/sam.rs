@@ -3,8 +3,8 @@
 //! The split matches the contract: `prepare` runs the image encoder once (the expensive
 //! part: about a second for MobileSAM on a laptop CPU, much more for ViT-H); `segment`
 //! runs only the prompt encoder and mask decoder on the cached embeddings. The model file
-//! is a `.safetensors` or PyTorch `.pt`/`.pth` checkpoint with the original SAM tensor
-//! names; the variant is recognised from its tensors.
+//! is a `.safetensors` or PyTorch `.pt`/`.pth`/`.bin` checkpoint with the original SAM
+//! tensor names; the variant is recognised from its tensors.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -145,8 +145,9 @@ pub fn model_path(given: Option<PathBuf>) -> Result<PathBuf, EngineError> {
 
 struct SamPrepared {
     embeddings: Tensor,
-    /// The image as the encoder saw it (long side 1024) and at full size.
+    /// The image's size as the encoder saw it (long side 1024).
     resized: (usize, usize),
+    /// The image's full size, the mask's size.
     full: (u32, u32),
     model: Arc<SamModel>,
 }

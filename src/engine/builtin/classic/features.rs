@@ -61,6 +61,30 @@ pub fn downscale(img: &RgbImage, max_side: u32) -> (usize, usize, Vec<f32>) {
     (ww, wh, out)
 }
 
+/// 2x2 box downscale of interleaved rgb (odd sizes round up).
+/// Returns (width, height, rgb).
+pub fn halve(rgb: &[f32], w: usize, h: usize) -> (usize, usize, Vec<f32>) {
+    let (hw, hh) = (w.div_ceil(2), h.div_ceil(2));
+    let mut out = vec![0f32; hw * hh * 3];
+    for y in 0..hh {
+        for x in 0..hw {
+            let mut s = [0f32; 4];
+            for sy in 2 * y..(2 * y + 2).min(h) {
+                for sx in 2 * x..(2 * x + 2).min(w) {
+                    for k in 0..3 {
+                        s[k] += rgb[(sy * w + sx) * 3 + k];
+                    }
+                    s[3] += 1.0;
+                }
+            }
+            for k in 0..3 {
+                out[(y * hw + x) * 3 + k] = s[k] / s[3];
+            }
+        }
+    }
+    (hw, hh, out)
+}
+
 #[inline]
 fn srgb_to_linear(c: f32) -> f32 {
     if c <= 0.04045 {
@@ -101,7 +125,7 @@ pub struct Grid {
 }
 
 impl Grid {
-    pub fn new(w: usize, h: usize, lab: &[[f32; 3]], conn4: bool) -> Grid {
+    pub fn new(w: usize, h: usize, lab: &[[f32; 3]]) -> Grid {
         let n = w * h;
         let mut start = Vec::with_capacity(n + 1);
         let mut head = Vec::with_capacity(n * 8);
@@ -112,9 +136,6 @@ impl Grid {
             for x in 0..w {
                 let p = y * w + x;
                 for (d, &(dx, dy)) in DIRS.iter().enumerate() {
-                    if conn4 && d % 2 == 1 {
-                        continue;
-                    }
                     let (nx, ny) = (x as i32 + dx, y as i32 + dy);
                     if nx < 0 || ny < 0 || nx >= w as i32 || ny >= h as i32 {
                         continue;
@@ -123,8 +144,9 @@ impl Grid {
                     arc_of[p * 8 + d] = head.len() as u32;
                     head.push(q as u32);
                     let (a, b) = (lab[p], lab[q]);
-                    let dd = (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2);
-                    diff.push(dd.sqrt());
+                    let dist2 =
+                        (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2);
+                    diff.push(dist2.sqrt());
                 }
                 start.push(head.len() as u32);
             }

@@ -48,41 +48,53 @@ fn d2(a: &[f32; 3], b: &[f64; 3]) -> f64 {
     (0..3).map(|k| (a[k] as f64 - b[k]).powi(2)).sum()
 }
 
-impl Gmm {
-    /// Fit `k` components to points `x` with weights `wt` (zero weights ignored).
-    /// `var_floor` regularises covariances (Lab units squared).
-    pub fn fit(x: &[[f32; 3]], wt: &[f32], k: usize, var_floor: f64) -> Option<Gmm> {
-        let idx: Vec<usize> = (0..x.len()).filter(|&i| wt[i] > 0.0).collect();
-        let total: f64 = idx.iter().map(|&i| wt[i] as f64).sum();
-        if idx.is_empty() || total <= 0.0 {
-            return None;
-        }
-        let k = k.min(idx.len()).max(1);
-        // Deterministic weighted farthest-point initialisation.
-        let first = *idx
+/// Weighted points, with the indices of those of positive weight.
+struct Samples<'a> {
+    points: &'a [[f32; 3]],
+    weights: &'a [f32],
+    used: Vec<usize>,
+}
+
+impl Samples<'_> {
+    fn point(&self, i: usize) -> [f64; 3] {
+        let p = &self.points[i];
+        [p[0] as f64, p[1] as f64, p[2] as f64]
+    }
+
+    /// Deterministic weighted farthest-point initialisation: the heaviest point first,
+    /// then repeatedly the point farthest from all centres so far (weighted by
+    /// sqrt(weight)), until there are `k`.
+    fn farthest_point_centres(&self, k: usize) -> Vec<[f64; 3]> {
+        let (x, wt) = (self.points, self.weights);
+        let first = *self
+            .used
             .iter()
             .max_by(|&&a, &&b| wt[a].partial_cmp(&wt[b]).unwrap())
             .unwrap();
-        let mut centres: Vec<[f64; 3]> =
-            vec![[x[first][0] as f64, x[first][1] as f64, x[first][2] as f64]];
-        let mut mind: Vec<f64> = idx.iter().map(|&i| d2(&x[i], &centres[0])).collect();
+        let mut centres: Vec<[f64; 3]> = vec![self.point(first)];
+        let mut nearest_d2: Vec<f64> = self.used.iter().map(|&i| d2(&x[i], &centres[0])).collect();
         while centres.len() < k {
-            let (bi, _) = idx
+            let (farthest, _) = self
+                .used
                 .iter()
                 .enumerate()
-                .map(|(j, &i)| (j, mind[j] * (wt[i] as f64).sqrt()))
+                .map(|(j, &i)| (j, nearest_d2[j] * (wt[i] as f64).sqrt()))
                 .fold((0, -1.0), |acc, v| if v.1 > acc.1 { v } else { acc });
-            let i = idx[bi];
-            let c = [x[i][0] as f64, x[i][1] as f64, x[i][2] as f64];
-            for (j, &ii) in idx.iter().enumerate() {
-                mind[j] = mind[j].min(d2(&x[ii], &c));
+            let c = self.point(self.used[farthest]);
+            for (j, &i) in self.used.iter().enumerate() {
+                nearest_d2[j] = nearest_d2[j].min(d2(&x[i], &c));
             }
             centres.push(c);
         }
-        // k-means
-        let mut assign = vec![0usize; idx.len()];
+        centres
+    }
+
+    /// Six rounds of weighted k-means from `centres`; returns each used point's centre.
+    fn kmeans(&self, centres: &mut [[f64; 3]]) -> Vec<usize> {
+        let (x, wt) = (self.points, self.weights);
+        let mut assign = vec![0usize; self.used.len()];
         for _ in 0..6 {
-            for (j, &i) in idx.iter().enumerate() {
+            for (j, &i) in self.used.iter().enumerate() {
                 let mut best = (0, f64::MAX);
                 for (c, ce) in centres.iter().enumerate() {
                     let d = d2(&x[i], ce);
@@ -92,62 +104,92 @@ impl Gmm {
                 }
                 assign[j] = best.0;
             }
-            let mut s = vec![[0f64; 4]; k];
-            for (j, &i) in idx.iter().enumerate() {
+            // Weighted sums of the members' coordinates, and their weight.
+            let mut sums = vec![[0f64; 4]; centres.len()];
+            for (j, &i) in self.used.iter().enumerate() {
                 let w = wt[i] as f64;
-                let a = &mut s[assign[j]];
+                let a = &mut sums[assign[j]];
                 for t in 0..3 {
                     a[t] += w * x[i][t] as f64;
                 }
                 a[3] += w;
             }
-            for c in 0..k {
-                if s[c][3] > 0.0 {
-                    centres[c] = [s[c][0] / s[c][3], s[c][1] / s[c][3], s[c][2] / s[c][3]];
+            for (centre, s) in centres.iter_mut().zip(&sums) {
+                if s[3] > 0.0 {
+                    *centre = [s[0] / s[3], s[1] / s[3], s[2] / s[3]];
                 }
             }
         }
-        // Gaussians from the hard assignment.
-        let mut comps = Vec::with_capacity(k);
-        for (c, centre) in centres.iter().enumerate() {
-            let mut sw = 0f64;
-            let mut cov = [[0f64; 3]; 3];
-            for (j, &i) in idx.iter().enumerate() {
-                if assign[j] != c {
-                    continue;
-                }
-                let w = wt[i] as f64;
-                sw += w;
-                let d = [
-                    x[i][0] as f64 - centre[0],
-                    x[i][1] as f64 - centre[1],
-                    x[i][2] as f64 - centre[2],
-                ];
-                for a in 0..3 {
-                    for b in 0..3 {
-                        cov[a][b] += w * d[a] * d[b];
-                    }
-                }
-            }
-            if sw <= 0.0 {
+        assign
+    }
+
+    /// The Gaussian of the points assigned to `cluster`, or None if it has no weight.
+    fn gaussian(
+        &self,
+        assign: &[usize],
+        cluster: usize,
+        centre: &[f64; 3],
+        total: f64,
+        var_floor: f64,
+    ) -> Option<Comp> {
+        let mut sw = 0f64;
+        let mut cov = [[0f64; 3]; 3];
+        for (j, &i) in self.used.iter().enumerate() {
+            if assign[j] != cluster {
                 continue;
             }
-            for row in cov.iter_mut() {
-                for v in row.iter_mut() {
-                    *v /= sw;
+            let w = self.weights[i] as f64;
+            sw += w;
+            let p = self.point(i);
+            let d = [p[0] - centre[0], p[1] - centre[1], p[2] - centre[2]];
+            for a in 0..3 {
+                for b in 0..3 {
+                    cov[a][b] += w * d[a] * d[b];
                 }
             }
-            for (a, row) in cov.iter_mut().enumerate() {
-                row[a] += var_floor;
-            }
-            let det = det3(&cov).max(1e-12);
-            comps.push(Comp {
-                w: sw / total,
-                mu: *centre,
-                inv: inv3(&cov, det),
-                log_norm: -0.5 * (det.ln() + 3.0 * (2.0 * std::f64::consts::PI).ln()),
-            });
         }
+        if sw <= 0.0 {
+            return None;
+        }
+        for row in cov.iter_mut() {
+            for v in row.iter_mut() {
+                *v /= sw;
+            }
+        }
+        for (a, row) in cov.iter_mut().enumerate() {
+            row[a] += var_floor;
+        }
+        let det = det3(&cov).max(1e-12);
+        Some(Comp {
+            w: sw / total,
+            mu: *centre,
+            inv: inv3(&cov, det),
+            log_norm: -0.5 * (det.ln() + 3.0 * (2.0 * std::f64::consts::PI).ln()),
+        })
+    }
+}
+
+impl Gmm {
+    /// Fit `k` components to points `x` with weights `wt` (zero weights ignored).
+    /// `var_floor` regularises covariances (Lab units squared).
+    pub fn fit(x: &[[f32; 3]], wt: &[f32], k: usize, var_floor: f64) -> Option<Gmm> {
+        let samples = Samples {
+            points: x,
+            weights: wt,
+            used: (0..x.len()).filter(|&i| wt[i] > 0.0).collect(),
+        };
+        let total: f64 = samples.used.iter().map(|&i| wt[i] as f64).sum();
+        if samples.used.is_empty() || total <= 0.0 {
+            return None;
+        }
+        let k = k.min(samples.used.len()).max(1);
+        let mut centres = samples.farthest_point_centres(k);
+        let assign = samples.kmeans(&mut centres);
+        let comps = centres
+            .iter()
+            .enumerate()
+            .filter_map(|(c, centre)| samples.gaussian(&assign, c, centre, total, var_floor))
+            .collect();
         Some(Gmm { comps })
     }
 

@@ -9,129 +9,195 @@
 use image::{GrayImage, RgbImage};
 use rayon::prelude::*;
 
+/// Half-width of the window (working pixels) whose colours make a boundary pixel's
+/// local foreground and background means.
+const WINDOW: i32 = 2;
+/// Distance of the two local means (RGB 0..1) at which the colour model is half trusted:
+/// closer means say little about which side a colour belongs to.
+const TRUST_DISTANCE: f32 = 0.08;
+
 /// Local colour statistics at a working-res boundary pixel.
 #[derive(Clone, Copy, Default)]
-struct Local {
-    f: [f32; 3],
-    b: [f32; 3],
-    conf: f32,
+struct LocalColours {
+    fg: [f32; 3],
+    bg: [f32; 3],
+    /// How far to trust the two-colour model, in [0, 1); 0 where one side is missing.
+    confidence: f32,
 }
 
-/// `label`: working-res 0/1 labels (ww*wh); `rgb`: working-res colours 0..1.
+/// The working-resolution labelling: `label` holds 0/1 per pixel, row-major `w` x `h`.
+struct Working<'a> {
+    w: usize,
+    h: usize,
+    label: &'a [u8],
+}
+
+/// `label`: working-res 0/1 labels (`work_w` x `work_h`); `rgb`: working-res colours
+/// 0..1, interleaved.
 pub fn upsample_refine(
     full: &RgbImage,
-    ww: usize,
-    wh: usize,
+    work_w: usize,
+    work_h: usize,
     label: &[u8],
     rgb: &[f32],
 ) -> GrayImage {
     let (fw, fh) = (full.width() as usize, full.height() as usize);
-    // Local F/B means for working pixels near a label change.
-    let r = 2i32;
-    let mut local = vec![Local::default(); ww * wh];
-    let near: Vec<bool> = (0..ww * wh)
-        .map(|p| {
-            let (x, y) = ((p % ww) as i32, (p / ww) as i32);
-            let l = label[p];
-            for dy in -1..=1 {
-                for dx in -1..=1 {
-                    let (nx, ny) = (x + dx, y + dy);
-                    if nx >= 0
-                        && ny >= 0
-                        && nx < ww as i32
-                        && ny < wh as i32
-                        && label[ny as usize * ww + nx as usize] != l
-                    {
-                        return true;
-                    }
-                }
-            }
-            false
-        })
-        .collect();
-    for p in 0..ww * wh {
-        if !near[p] {
-            continue;
-        }
-        let (x, y) = ((p % ww) as i32, (p / ww) as i32);
-        let mut sf = [0f32; 4];
-        let mut sb = [0f32; 4];
-        for dy in -r..=r {
-            for dx in -r..=r {
-                let (nx, ny) = (x + dx, y + dy);
-                if nx < 0 || ny < 0 || nx >= ww as i32 || ny >= wh as i32 {
-                    continue;
-                }
-                let q = ny as usize * ww + nx as usize;
-                // Skip the ambiguous pixels right at the boundary when possible.
-                let s = if label[q] == 1 { &mut sf } else { &mut sb };
-                let wgt = if near[q] { 0.25 } else { 1.0 };
-                for k in 0..3 {
-                    s[k] += wgt * rgb[q * 3 + k];
-                }
-                s[3] += wgt;
-            }
-        }
-        if sf[3] > 0.0 && sb[3] > 0.0 {
-            let f = [sf[0] / sf[3], sf[1] / sf[3], sf[2] / sf[3]];
-            let b = [sb[0] / sb[3], sb[1] / sb[3], sb[2] / sb[3]];
-            let d2: f32 = (0..3).map(|k| (f[k] - b[k]).powi(2)).sum();
-            let tau2 = 0.08f32 * 0.08;
-            local[p] = Local {
-                f,
-                b,
-                conf: d2 / (d2 + tau2),
-            };
-        }
-    }
-    let sx = ww as f32 / fw as f32;
-    let sy = wh as f32 / fh as f32;
+    let work = Working {
+        w: work_w,
+        h: work_h,
+        label,
+    };
+    let local = local_colours(&work, rgb);
     let raw = full.as_raw();
     let mut out = vec![0u8; fw * fh];
     out.par_chunks_mut(fw).enumerate().for_each(|(y, row)| {
-        let v = ((y as f32 + 0.5) * sy - 0.5).clamp(0.0, (wh - 1) as f32);
-        let y0 = v.floor() as usize;
-        let y1 = (y0 + 1).min(wh - 1);
-        let fy = v - y0 as f32;
         let line = &raw[y * fw * 3..(y + 1) * fw * 3];
-        for (x, o) in row.iter_mut().enumerate() {
-            let u = ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (ww - 1) as f32);
-            let x0 = u.floor() as usize;
-            let x1 = (x0 + 1).min(ww - 1);
-            let fx = u - x0 as f32;
-            let l00 = label[y0 * ww + x0];
-            let l01 = label[y0 * ww + x1];
-            let l10 = label[y1 * ww + x0];
-            let l11 = label[y1 * ww + x1];
-            if l00 == l01 && l00 == l10 && l00 == l11 {
-                *o = if l00 == 1 { 255 } else { 0 };
-                continue;
-            }
-            let m = (l00 as f32 * (1.0 - fx) + l01 as f32 * fx) * (1.0 - fy)
-                + (l10 as f32 * (1.0 - fx) + l11 as f32 * fx) * fy;
-            let np = (v.round() as usize).min(wh - 1) * ww + (u.round() as usize).min(ww - 1);
-            let lc = local[np];
-            let mut a = m;
-            if lc.conf > 0.0 {
-                let c = [
-                    line[x * 3] as f32 / 255.0,
-                    line[x * 3 + 1] as f32 / 255.0,
-                    line[x * 3 + 2] as f32 / 255.0,
-                ];
-                let mut num = 0.0;
-                let mut den = 0.0;
-                for k in 0..3 {
-                    let fb = lc.f[k] - lc.b[k];
-                    num += (c[k] - lc.b[k]) * fb;
-                    den += fb * fb;
-                }
-                let ac = (num / den.max(1e-6)).clamp(0.0, 1.0);
-                a = lc.conf * ac + (1.0 - lc.conf) * m;
-                // Stay near the labelling: the band only moves the edge locally.
-                a = a.clamp(m - 0.5, m + 0.5).clamp(0.0, 1.0);
-            }
-            *o = (a * 255.0 + 0.5) as u8;
-        }
+        alpha_row(&work, &local, (fw, fh), y, line, row);
     });
     GrayImage::from_raw(fw as u32, fh as u32, out).expect("size matches")
+}
+
+impl Working<'_> {
+    fn inside(&self, x: i32, y: i32) -> bool {
+        x >= 0 && y >= 0 && x < self.w as i32 && y < self.h as i32
+    }
+
+    /// True where a pixel of the 3x3 neighbourhood has the other label.
+    fn near_label_change(&self) -> Vec<bool> {
+        (0..self.w * self.h)
+            .map(|p| {
+                let (x, y) = ((p % self.w) as i32, (p / self.w) as i32);
+                let l = self.label[p];
+                for dy in -1..=1 {
+                    for dx in -1..=1 {
+                        let (nx, ny) = (x + dx, y + dy);
+                        if self.inside(nx, ny)
+                            && self.label[ny as usize * self.w + nx as usize] != l
+                        {
+                            return true;
+                        }
+                    }
+                }
+                false
+            })
+            .collect()
+    }
+}
+
+/// Local foreground and background means for working pixels near a label change
+/// (default, i.e. untrusted, elsewhere).
+fn local_colours(work: &Working, rgb: &[f32]) -> Vec<LocalColours> {
+    let near = work.near_label_change();
+    let mut local = vec![LocalColours::default(); work.w * work.h];
+    for p in 0..work.w * work.h {
+        if !near[p] {
+            continue;
+        }
+        let (x, y) = ((p % work.w) as i32, (p / work.w) as i32);
+        // Weighted colour sums and weights of each side.
+        let mut fg_sum = [0f32; 4];
+        let mut bg_sum = [0f32; 4];
+        for dy in -WINDOW..=WINDOW {
+            for dx in -WINDOW..=WINDOW {
+                let (nx, ny) = (x + dx, y + dy);
+                if !work.inside(nx, ny) {
+                    continue;
+                }
+                let q = ny as usize * work.w + nx as usize;
+                let sum = if work.label[q] == 1 {
+                    &mut fg_sum
+                } else {
+                    &mut bg_sum
+                };
+                // The ambiguous pixels right at the boundary count less.
+                let weight = if near[q] { 0.25 } else { 1.0 };
+                for k in 0..3 {
+                    sum[k] += weight * rgb[q * 3 + k];
+                }
+                sum[3] += weight;
+            }
+        }
+        if fg_sum[3] > 0.0 && bg_sum[3] > 0.0 {
+            let fg = [
+                fg_sum[0] / fg_sum[3],
+                fg_sum[1] / fg_sum[3],
+                fg_sum[2] / fg_sum[3],
+            ];
+            let bg = [
+                bg_sum[0] / bg_sum[3],
+                bg_sum[1] / bg_sum[3],
+                bg_sum[2] / bg_sum[3],
+            ];
+            let dist2: f32 = (0..3).map(|k| (fg[k] - bg[k]).powi(2)).sum();
+            let trust2 = TRUST_DISTANCE * TRUST_DISTANCE;
+            local[p] = LocalColours {
+                fg,
+                bg,
+                confidence: dist2 / (dist2 + trust2),
+            };
+        }
+    }
+    local
+}
+
+/// Alpha of full-resolution row `y` (`line`: its RGB bytes) into `row`.
+fn alpha_row(
+    work: &Working,
+    local: &[LocalColours],
+    (fw, fh): (usize, usize),
+    y: usize,
+    line: &[u8],
+    row: &mut [u8],
+) {
+    let (ww, wh) = (work.w, work.h);
+    let sx = ww as f32 / fw as f32;
+    let sy = wh as f32 / fh as f32;
+    let v = ((y as f32 + 0.5) * sy - 0.5).clamp(0.0, (wh - 1) as f32);
+    let y0 = v.floor() as usize;
+    let y1 = (y0 + 1).min(wh - 1);
+    let fy = v - y0 as f32;
+    for (x, out) in row.iter_mut().enumerate() {
+        let u = ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (ww - 1) as f32);
+        let x0 = u.floor() as usize;
+        let x1 = (x0 + 1).min(ww - 1);
+        let fx = u - x0 as f32;
+        let l00 = work.label[y0 * ww + x0];
+        let l01 = work.label[y0 * ww + x1];
+        let l10 = work.label[y1 * ww + x0];
+        let l11 = work.label[y1 * ww + x1];
+        if l00 == l01 && l00 == l10 && l00 == l11 {
+            *out = if l00 == 1 { 255 } else { 0 };
+            continue;
+        }
+        let upsampled = (l00 as f32 * (1.0 - fx) + l01 as f32 * fx) * (1.0 - fy)
+            + (l10 as f32 * (1.0 - fx) + l11 as f32 * fx) * fy;
+        let nearest = (v.round() as usize).min(wh - 1) * ww + (u.round() as usize).min(ww - 1);
+        let colour = [
+            line[x * 3] as f32 / 255.0,
+            line[x * 3 + 1] as f32 / 255.0,
+            line[x * 3 + 2] as f32 / 255.0,
+        ];
+        let alpha = matte(&local[nearest], colour, upsampled);
+        *out = (alpha * 255.0 + 0.5) as u8;
+    }
+}
+
+/// Alpha of `colour` under the two-colour model, blended with the `upsampled` label by
+/// the model's confidence and kept within 0.5 of it: the band only moves the edge locally.
+fn matte(local: &LocalColours, colour: [f32; 3], upsampled: f32) -> f32 {
+    if local.confidence <= 0.0 {
+        return upsampled;
+    }
+    let mut num = 0.0;
+    let mut den = 0.0;
+    for k in 0..3 {
+        let fg_minus_bg = local.fg[k] - local.bg[k];
+        num += (colour[k] - local.bg[k]) * fg_minus_bg;
+        den += fg_minus_bg * fg_minus_bg;
+    }
+    let projected = (num / den.max(1e-6)).clamp(0.0, 1.0);
+    let alpha = local.confidence * projected + (1.0 - local.confidence) * upsampled;
+    alpha
+        .clamp(upsampled - 0.5, upsampled + 0.5)
+        .clamp(0.0, 1.0)
 }

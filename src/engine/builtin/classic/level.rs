@@ -1,0 +1,430 @@
+//! One resolution level of the pyramid and its graph-cut solve.
+//!
+//! A solve: pin the pixels under the clicks, compute the geodesic prior from the clicks
+//! and the border, then alternate colour models and a graph cut a few times, keeping
+//! only the foreground that is connected to a green click after each cut.
+
+use super::features::{self, Grid, Quant};
+use super::{MAX_SIDE, geodesic, gmm, maxflow};
+
+/// Pairwise weight: GrabCut's 50 for 8-connectivity, which was set for photos
+/// of about `LAMBDA_SIDE` px. Unaries sum over the area (~ resolution^2) and
+/// the pairwise term over the boundary (~ resolution), so a level whose long
+/// side is `s` px uses `LAMBDA * s / LAMBDA_SIDE` to keep the same balance
+/// (28 at the 360 px working level, 14 at the 180 px coarse level).
+const LAMBDA: f32 = 50.0;
+const LAMBDA_SIDE: f32 = 640.0;
+/// Weight of the geodesic prior in the unary term.
+const GEO_W: f32 = 1.0;
+/// Number of GMM components per class.
+const GMM_K: usize = 5;
+/// Variance floor of the GMM covariances (Lab units squared), so a flat colour region
+/// does not make a degenerate component.
+const GMM_VAR_FLOOR: f64 = 4.0;
+/// Log-likelihood of a class that has no colour model (no training mass), and the floor
+/// of every log-likelihood, so one unlikely colour cannot outweigh everything else.
+const NO_MODEL_LOG_PDF: f32 = -12.0;
+const MIN_LOG_PDF: f32 = -30.0;
+/// Radius of the hard constraint around a click, in pixels of the working level
+/// (`MAX_SIDE` long side); other levels scale it.
+const CLICK_R: f32 = 1.5;
+/// Spatial term of the geodesic metric (relative to the mean colour step).
+const GEO_EPS: f32 = 0.3;
+/// Click-local geodesic prior: amplitude and decay (geodesic units). Near a
+/// click the geodesic evidence is reliable, far away colour should decide.
+const LOC_A: f32 = 10.0;
+const LOC_S: f32 = 5.0;
+/// Extra GMM training mass for the geodesic neighbourhood of each click, so
+/// a click on a colour the current mask misses gets its own component.
+const CLICK_W: f32 = 5.0;
+/// A terminal cost no cut pays: fixes a pixel's side.
+const INF: f32 = 1e7;
+
+/// One resolution level of the pyramid with everything `segment` needs.
+pub(super) struct Level {
+    pub w: usize,
+    pub h: usize,
+    grid: Grid,
+    /// Contrast-sensitive pairwise weight per arc (without lambda).
+    pair: Vec<f32>,
+    /// Geodesic step cost per arc.
+    geo_cost: Vec<f32>,
+    quant: Quant,
+    /// Geodesic distance from the image border (background evidence).
+    border_dist: Vec<f32>,
+}
+
+/// Labels a solve starts from where only a band is free: pixels outside `free` keep
+/// their label.
+#[derive(Clone, Copy)]
+pub(super) struct Band<'a> {
+    pub labels: &'a [u8],
+    pub free: &'a [bool],
+}
+
+/// The pixels under the clicks, each pinned to its side (green wins where discs overlap).
+struct Pins {
+    green: Vec<usize>,
+    red: Vec<usize>,
+    is_green: Vec<bool>,
+    is_red: Vec<bool>,
+}
+
+/// Per-pixel geodesic evidence from the clicks and the border.
+struct GeodesicPrior {
+    /// In [0, 1]: 0 at green clicks, 1 at red clicks and the border (the geodesic
+    /// distance to green relative to the sum of both distances).
+    toward_background: Vec<f32>,
+    /// `exp(-distance / LOC_S)` to the nearest green (red) pixel: 1 on the click, fading
+    /// with geodesic distance; 0 everywhere without red clicks.
+    near_green: Vec<f32>,
+    near_red: Vec<f32>,
+}
+
+/// Per colour bin: the cost of labelling it foreground and background (negative
+/// log-likelihoods under the two colour models).
+struct ColourCosts {
+    fg: Vec<f32>,
+    bg: Vec<f32>,
+}
+
+/// A max-flow whose terminal capacities are re-set per iteration as deltas, so each
+/// iteration reuses the flow already found.
+struct IncrementalCut<'a> {
+    flow: maxflow::MaxFlow<'a>,
+    /// The (foreground, background) costs set last, per pixel.
+    costs: Vec<(f32, f32)>,
+}
+
+impl IncrementalCut<'_> {
+    /// Sets pixel `p`'s costs of ending foreground (source side) and background.
+    fn set_costs(&mut self, p: usize, fg_cost: f32, bg_cost: f32) {
+        let (fg_before, bg_before) = self.costs[p];
+        // to_source is paid when p ends as background.
+        self.flow
+            .add_tweights(p, bg_cost - bg_before, fg_cost - fg_before);
+        self.costs[p] = (fg_cost, bg_cost);
+    }
+}
+
+impl Level {
+    pub fn new(w: usize, h: usize, rgb: &[f32]) -> Level {
+        let lab: Vec<[f32; 3]> = rgb
+            .chunks_exact(3)
+            .map(|c| features::rgb_to_lab(c[0], c[1], c[2]))
+            .collect();
+        let grid = Grid::new(w, h, &lab);
+        let arcs = grid.diff.len();
+        let mean_d2 = grid.diff.iter().map(|d| (d * d) as f64).sum::<f64>() / arcs.max(1) as f64;
+        let mean_d = grid.diff.iter().map(|&d| d as f64).sum::<f64>() / arcs.max(1) as f64;
+        let beta = (1.0 / (2.0 * mean_d2.max(1e-6))) as f32;
+        let mut pair = Vec::with_capacity(arcs);
+        let mut geo_cost = Vec::with_capacity(arcs);
+        let inv_mean_d = 1.0 / (mean_d.max(1e-3) as f32);
+        for p in 0..w * h {
+            for d in 0..8 {
+                let a = grid.arc_of[p * 8 + d];
+                if a == features::NO_ARC {
+                    continue;
+                }
+                let len = if d % 2 == 1 {
+                    std::f32::consts::SQRT_2
+                } else {
+                    1.0
+                };
+                let colour_step = grid.diff[a as usize];
+                pair.push((-beta * colour_step * colour_step).exp() / len);
+                geo_cost.push(colour_step * inv_mean_d + GEO_EPS * len);
+            }
+        }
+        let quant = Quant::new(&lab);
+        let border: Vec<usize> = (0..w * h)
+            .filter(|&p| {
+                let (x, y) = (p % w, p / w);
+                x == 0 || y == 0 || x + 1 == w || y + 1 == h
+            })
+            .collect();
+        let border_dist = geodesic::distances(&grid, &geo_cost, &border, 2);
+        Level {
+            w,
+            h,
+            grid,
+            pair,
+            geo_cost,
+            quant,
+            border_dist,
+        }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.grid.heap_bytes()
+            + self.pair.capacity() * 4
+            + self.geo_cost.capacity() * 4
+            + self.quant.heap_bytes()
+            + self.border_dist.capacity() * 4
+    }
+
+    /// Pixels of this level within `radius` (level pixels) of each dot; dots are in
+    /// full-resolution coordinates (`full_w` x `full_h`), clamped into the image.
+    pub fn pixels_near(
+        &self,
+        dots: &[[f32; 2]],
+        full_w: f32,
+        full_h: f32,
+        radius: f32,
+    ) -> Vec<usize> {
+        let sx = self.w as f32 / full_w.max(1.0);
+        let sy = self.h as f32 / full_h.max(1.0);
+        let mut out = Vec::new();
+        for d in dots {
+            let x = if d[0].is_finite() {
+                d[0].clamp(0.0, full_w - 0.5)
+            } else {
+                0.0
+            };
+            let y = if d[1].is_finite() {
+                d[1].clamp(0.0, full_h - 0.5)
+            } else {
+                0.0
+            };
+            let (cx, cy) = (x * sx, y * sy);
+            let r = radius.ceil() as i32;
+            let (ix, iy) = (cx.floor() as i32, cy.floor() as i32);
+            for dy in -r..=r {
+                for dx in -r..=r {
+                    let (nx, ny) = (ix + dx, iy + dy);
+                    if nx < 0 || ny < 0 || nx >= self.w as i32 || ny >= self.h as i32 {
+                        continue;
+                    }
+                    let (px, py) = (nx as f32 + 0.5 - cx, ny as f32 + 0.5 - cy);
+                    if dx == 0 && dy == 0 || px * px + py * py <= radius * radius {
+                        out.push(ny as usize * self.w + nx as usize);
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Graph-cut labelling (1 foreground, 0 background) at this level after `iters`
+    /// rounds of colour models and cut. With a `band`, only its free pixels may change.
+    pub fn solve(
+        &self,
+        green: &[[f32; 2]],
+        red: &[[f32; 2]],
+        full: (f32, f32),
+        band: Option<Band>,
+        iters: usize,
+    ) -> Vec<u8> {
+        let n = self.w * self.h;
+        let pins = self.pins(green, red, full);
+        let prior = self.geodesic_prior(&pins);
+        let mut label: Vec<u8> = match band {
+            Some(band) => band.labels.to_vec(),
+            None => prior
+                .toward_background
+                .iter()
+                .map(|&v| (v < 0.5) as u8)
+                .collect(),
+        };
+        pins.apply(&mut label);
+        let lambda = LAMBDA * self.w.max(self.h) as f32 / LAMBDA_SIDE;
+        let capacities: Vec<f32> = self.pair.iter().map(|&p| p * lambda).collect();
+        let mut cut = IncrementalCut {
+            flow: maxflow::MaxFlow::new(&self.grid.topo, capacities),
+            costs: vec![(0.0, 0.0); n],
+        };
+        for iteration in 0..iters {
+            let colour = self.colour_costs(&label, &prior);
+            if iteration > 0 {
+                cut.flow.restart();
+            }
+            for p in 0..n {
+                let (fg_cost, bg_cost) = self.pixel_costs(p, &colour, &prior, band, &pins);
+                cut.set_costs(p, fg_cost, bg_cost);
+            }
+            cut.flow.run();
+            for (p, l) in label.iter_mut().enumerate() {
+                *l = cut.flow.is_source(p) as u8;
+            }
+            keep_connected(&mut label, self.w, self.h, &pins.green);
+        }
+        label
+    }
+
+    fn pins(&self, green: &[[f32; 2]], red: &[[f32; 2]], full: (f32, f32)) -> Pins {
+        let n = self.w * self.h;
+        let radius = (CLICK_R * self.w.max(self.h) as f32 / MAX_SIDE as f32).max(0.5);
+        let green = self.pixels_near(green, full.0, full.1, radius);
+        let mut is_green = vec![false; n];
+        for &p in &green {
+            is_green[p] = true;
+        }
+        let red: Vec<usize> = self
+            .pixels_near(red, full.0, full.1, radius)
+            .into_iter()
+            .filter(|&p| !is_green[p])
+            .collect();
+        let mut is_red = vec![false; n];
+        for &p in &red {
+            is_red[p] = true;
+        }
+        Pins {
+            green,
+            red,
+            is_green,
+            is_red,
+        }
+    }
+
+    fn geodesic_prior(&self, pins: &Pins) -> GeodesicPrior {
+        let green_dist = geodesic::distances(&self.grid, &self.geo_cost, &pins.green, 2);
+        let near_green = green_dist.iter().map(|&d| (-d / LOC_S).exp()).collect();
+        // Background evidence: the border, and the red clicks where there are any.
+        let mut background_dist = self.border_dist.clone();
+        let mut near_red = vec![0f32; self.w * self.h];
+        if !pins.red.is_empty() {
+            let red_dist = geodesic::distances(&self.grid, &self.geo_cost, &pins.red, 2);
+            for ((bg, red), near) in background_dist
+                .iter_mut()
+                .zip(red_dist)
+                .zip(near_red.iter_mut())
+            {
+                *bg = bg.min(red);
+                *near = (-red / LOC_S).exp();
+            }
+        }
+        let toward_background = green_dist
+            .iter()
+            .zip(&background_dist)
+            .map(|(&g, &b)| if g + b <= 0.0 { 0.5 } else { g / (g + b) })
+            .collect();
+        GeodesicPrior {
+            toward_background,
+            near_green,
+            near_red,
+        }
+    }
+
+    /// Fits foreground and background colour models to the current labels (plus the
+    /// clicks' neighbourhoods) and prices every colour bin under both.
+    fn colour_costs(&self, label: &[u8], prior: &GeodesicPrior) -> ColourCosts {
+        let bins = self.quant.mean.len();
+        let mut fg_mass = vec![0f32; bins];
+        let mut bg_mass = vec![0f32; bins];
+        for p in 0..label.len() {
+            let b = self.quant.bin_of[p] as usize;
+            if label[p] == 1 {
+                fg_mass[b] += 1.0;
+            } else {
+                bg_mass[b] += 1.0;
+            }
+            fg_mass[b] += CLICK_W * prior.near_green[p];
+            bg_mass[b] += CLICK_W * prior.near_red[p];
+        }
+        let fg_model = gmm::Gmm::fit(&self.quant.mean, &fg_mass, GMM_K, GMM_VAR_FLOOR);
+        let bg_model = gmm::Gmm::fit(&self.quant.mean, &bg_mass, GMM_K, GMM_VAR_FLOOR);
+        let mut costs = ColourCosts {
+            fg: vec![0f32; bins],
+            bg: vec![0f32; bins],
+        };
+        for b in 0..bins {
+            if self.quant.count[b] == 0 {
+                continue;
+            }
+            let colour = &self.quant.mean[b];
+            costs.fg[b] = neg_log_likelihood(fg_model.as_ref(), colour);
+            costs.bg[b] = neg_log_likelihood(bg_model.as_ref(), colour);
+        }
+        costs
+    }
+
+    /// Pixel `p`'s costs of ending foreground and background: colour (relative to the
+    /// cheaper class), geodesic prior, and the hard constraints of band and clicks.
+    fn pixel_costs(
+        &self,
+        p: usize,
+        colour: &ColourCosts,
+        prior: &GeodesicPrior,
+        band: Option<Band>,
+        pins: &Pins,
+    ) -> (f32, f32) {
+        let bin = self.quant.bin_of[p] as usize;
+        let (mut fg_cost, mut bg_cost) = (colour.fg[bin], colour.bg[bin]);
+        let cheaper = fg_cost.min(bg_cost);
+        fg_cost -= cheaper;
+        bg_cost -= cheaper;
+        fg_cost += GEO_W * prior.toward_background[p] + LOC_A * prior.near_red[p];
+        bg_cost += GEO_W * (1.0 - prior.toward_background[p]) + LOC_A * prior.near_green[p];
+        if let Some(band) = band
+            && !band.free[p]
+        {
+            if band.labels[p] == 1 {
+                bg_cost = INF;
+            } else {
+                fg_cost = INF;
+            }
+        }
+        if pins.is_green[p] {
+            bg_cost = INF;
+            fg_cost = 0.0;
+        }
+        if pins.is_red[p] {
+            fg_cost = INF;
+            bg_cost = 0.0;
+        }
+        (fg_cost, bg_cost)
+    }
+}
+
+impl Pins {
+    fn apply(&self, label: &mut [u8]) {
+        for p in 0..label.len() {
+            if self.is_green[p] {
+                label[p] = 1;
+            }
+            if self.is_red[p] {
+                label[p] = 0;
+            }
+        }
+    }
+}
+
+fn neg_log_likelihood(model: Option<&gmm::Gmm>, colour: &[f32; 3]) -> f32 {
+    -model
+        .map_or(NO_MODEL_LOG_PDF, |g| g.log_pdf(colour))
+        .max(MIN_LOG_PDF)
+}
+
+/// Clears foreground pixels not 8-connected to any of `seeds`.
+fn keep_connected(label: &mut [u8], w: usize, h: usize, seeds: &[usize]) {
+    let mut seen = vec![false; w * h];
+    let mut stack: Vec<usize> = Vec::new();
+    for &s in seeds {
+        if label[s] == 1 && !seen[s] {
+            seen[s] = true;
+            stack.push(s);
+        }
+    }
+    while let Some(p) = stack.pop() {
+        let (x, y) = ((p % w) as i32, (p / w) as i32);
+        for &(dx, dy) in features::DIRS.iter() {
+            let (nx, ny) = (x + dx, y + dy);
+            if nx < 0 || ny < 0 || nx >= w as i32 || ny >= h as i32 {
+                continue;
+            }
+            let q = ny as usize * w + nx as usize;
+            if label[q] == 1 && !seen[q] {
+                seen[q] = true;
+                stack.push(q);
+            }
+        }
+    }
+    for (l, s) in label.iter_mut().zip(seen) {
+        if !s {
+            *l = 0;
+        }
+    }
+}
