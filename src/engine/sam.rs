@@ -128,20 +128,8 @@ pub fn engine(path: &Path, config: StoreConfig) -> Result<LocalEngine, EngineErr
     Ok(LocalEngine::new(Arc::new(SharedSam(model)), config))
 }
 
-/// The environment variable that names a default model file.
+/// The environment variable that names a default model file (read by the command line).
 pub const MODEL_ENV: &str = "AICUT_SAM_MODEL";
-
-/// The model file given on the command line or in `AICUT_SAM_MODEL`.
-pub fn model_path(given: Option<PathBuf>) -> Result<PathBuf, EngineError> {
-    given
-        .or_else(|| std::env::var_os(MODEL_ENV).map(PathBuf::from))
-        .ok_or_else(|| {
-            EngineError::BadRequest(format!(
-                "the SAM engine needs a model file: pass --model FILE or set {MODEL_ENV} \
-                 (MobileSAM's mobile_sam.pt or a SAM .safetensors checkpoint)"
-            ))
-        })
-}
 
 struct SamPrepared {
     embeddings: Tensor,
