@@ -134,14 +134,15 @@ pub fn run(inputs: &[PathBuf], large: usize) -> Result<String, String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let picks: Vec<&Arc<LoadedImage>> = images.iter().take(large.max(1)).collect();
-    let two_mp: Vec<_> = picks.iter().map(|i| resized(i, 1632, 1224)).collect();
-    let twelve_mp: Vec<_> = picks.iter().map(|i| resized(i, 4000, 3000)).collect();
-    let rows = [
-        bench_images("as given", &images, &rt),
-        bench_images("2 MP (1632x1224)", &two_mp, &rt),
-        bench_images("12 MP (4000x3000)", &twelve_mp, &rt),
-    ];
+    let mut rows = vec![bench_images("as given", &images, &rt)];
+    // `--large 0` measures the images as given only.
+    let picks: Vec<&Arc<LoadedImage>> = images.iter().take(large).collect();
+    if !picks.is_empty() {
+        let two_mp: Vec<_> = picks.iter().map(|i| resized(i, 1632, 1224)).collect();
+        let twelve_mp: Vec<_> = picks.iter().map(|i| resized(i, 4000, 3000)).collect();
+        rows.push(bench_images("2 MP (1632x1224)", &two_mp, &rt));
+        rows.push(bench_images("12 MP (4000x3000)", &twelve_mp, &rt));
+    }
     let ms = |d: Duration| format!("{:.0}", d.as_secs_f64() * 1000.0);
     let mut out = String::from(
         "| images | count | avg MP | initialize median ms | segment+PNG median ms | segment+PNG max ms | session MB |\n|---|---|---|---|---|---|---|\n",

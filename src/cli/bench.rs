@@ -8,7 +8,7 @@ pub struct BenchArgs {
     /// Image files or folders of images.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// How many of them to also scale up to 2 MP and 12 MP.
+    /// How many of them to also scale up to 2 MP and 12 MP (0: none).
     #[arg(long, default_value_t = 3)]
     large: usize,
 }
