@@ -137,10 +137,11 @@ impl ApiKey {
 
     /// Takes the key typed in the settings; a changed key is written off the UI thread.
     pub fn replace(&mut self, typed: &str) {
+        let typed = typed.trim();
         if typed == self.value {
             return;
         }
-        self.value = typed.trim().to_string();
+        self.value = typed.to_string();
         if let Some(path) = self.file.clone() {
             let key = self.value.clone();
             std::thread::spawn(move || {
