@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::sync::Arc;
 
-use aicut::engine::sam::{self, SamModel, SamVariant};
+use aicut::engine::sam::{self, EncoderConfig, SamModel, synthetic};
 use aicut::engine::{Dot, Engine, Prompt};
 use aicut::imageio::LoadedImage;
 use candle_core::{DType, Device};
@@ -21,8 +21,8 @@ async fn a_mobile_sam_checkpoint_is_recognised_and_segments_deterministically_at
     let model = dir.path().join("mobile_sam.safetensors");
     write_random_mobile_sam(&model);
     assert_eq!(
-        SamModel::load(&model).unwrap().variant(),
-        SamVariant::Mobile
+        SamModel::load(&model).unwrap().encoder(),
+        &EncoderConfig::TinyVit
     );
 
     let engine = sam::engine(&model, Default::default()).unwrap();
@@ -59,6 +59,86 @@ async fn a_mobile_sam_checkpoint_is_recognised_and_segments_deterministically_at
             .http_status(),
         400
     );
+}
+
+/// Reopening a photo reads the encoder's output from the disk cache instead of running
+/// the encoder: proven by planting a different embedding under the photo's key, which the
+/// next engine then uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_encoder_output_is_cached_on_disk_and_reused_by_the_next_engine() {
+    use aicut::engine::embedding_cache::{CacheKey, EmbeddingCache};
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("mobile_sam.safetensors");
+    write_random_mobile_sam(&model);
+    let cache_dir = dir.path().join("cache");
+    let cache = || Some(EmbeddingCache::open(cache_dir.clone(), 64 << 20).unwrap());
+    let (img, _, (cx, cy)) = blob_scene(160, 120);
+    let image = Arc::new(LoadedImage::from_pixels(
+        "s.png",
+        DynamicImage::ImageRgb8(img.clone()).to_rgba8(),
+    ));
+    let one = Prompt {
+        green: vec![Dot::new(cx, cy)],
+        red: vec![],
+    };
+    let mask_of = |engine: aicut::engine::local::LocalEngine| {
+        let image = image.clone();
+        let one = one.clone();
+        async move {
+            let session = engine.initialize(image).await.unwrap();
+            engine.segment(&session, &one, 1).await.unwrap()
+        }
+    };
+
+    let first = mask_of(sam::engine_with_cache(&model, Default::default(), cache()).unwrap()).await;
+    let entries = || {
+        std::fs::read_dir(&cache_dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "emb")
+            })
+            .count()
+    };
+    assert_eq!(entries(), 1, "the first open stores its embedding");
+    let again = mask_of(sam::engine_with_cache(&model, Default::default(), cache()).unwrap()).await;
+    assert!(first == again, "the cached embedding gives the same mask");
+
+    let store = cache().unwrap();
+    let key = CacheKey::new(
+        &sam::cache_model_id(&store.model_digest(&model).unwrap()),
+        &img,
+    );
+    assert!(
+        store.get(&key).is_some(),
+        "the entry is under the photo's key"
+    );
+    store
+        .put(&key, &[1, 256, 64, 64], &vec![0.0; 256 * 64 * 64])
+        .unwrap();
+    let planted =
+        mask_of(sam::engine_with_cache(&model, Default::default(), cache()).unwrap()).await;
+    assert!(
+        planted != first,
+        "the next engine read the planted embedding"
+    );
+    assert_eq!(entries(), 1);
+}
+
+/// The ViT family differs in width, depth, heads and which blocks attend globally: all of
+/// it is read from the file, so a checkpoint of any such shape loads as what it is.
+#[test]
+fn a_vit_checkpoint_is_recognised_from_its_tensors() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("small_vit.safetensors");
+    let shape = EncoderConfig::vit(64, 3, 4, &[2]);
+    synthetic::write_safetensors(&shape, &model).unwrap();
+    let loaded = SamModel::load(&model).unwrap();
+    assert_eq!(loaded.encoder(), &shape);
+    assert_eq!(loaded.label(), "SAM ViT (64 wide, 3 blocks)");
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! `Arc<dyn Engine>` and never know which engine is behind it.
 
 pub mod builtin;
+pub mod embedding_cache;
 mod error;
 pub mod factory;
 pub mod local;

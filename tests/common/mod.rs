@@ -169,14 +169,11 @@ pub fn exif_with_orientation(o: u16) -> Vec<u8> {
     v
 }
 
-/// Writes a MobileSAM checkpoint with random weights: real tensors and names, meaningless
-/// masks. No weights can be downloaded in tests.
+/// Writes a MobileSAM checkpoint with synthetic weights: real tensors and names,
+/// meaningless masks. No weights can be downloaded in tests.
 pub fn write_random_mobile_sam(path: &std::path::Path) {
-    use candle_nn::{VarBuilder, VarMap};
-    let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, candle_core::DType::F32, &candle_core::Device::Cpu);
-    candle_transformers::models::segment_anything::sam::Sam::new_tiny(vb).unwrap();
-    varmap.save(path).unwrap();
+    use aicut::engine::sam::{EncoderConfig, synthetic};
+    synthetic::write_safetensors(&EncoderConfig::TinyVit, path).unwrap();
 }
 
 /// A clock that moves only when the test says: handed to the server (its session and

@@ -1,0 +1,359 @@
+//! SAM-family models (MobileSAM, SAM ViT-B/L/H) through candle, for learned quality.
+//!
+//! The split matches the contract: `prepare` runs the image encoder once (the expensive
+//! part), `segment` runs only the prompt encoder and mask decoder on the kept embeddings.
+//! Each step computes what the reference predictor computes (`tests/sam_parity.rs` proves
+//! it against PyTorch): Pillow's resize, clicks mapped into the 1024 frame, the network, the
+//! two-step bilinear upscale. Refinement follows the reference demo: the first click takes
+//! the most confident of three masks, each later click feeds the previous low-res logits
+//! back as the mask prompt.
+//!
+//! - `checkpoint`: reading published checkpoint files, recognising the architecture.
+//! - `model`: the network.
+//! - `preprocess` / `postprocess`: into and out of the encoder's 1024 frame.
+//! - `refine`: the chain of clicks and the logits each fed to the next.
+//! - `synthetic`: reproducible weights and scenes shared with the reference script.
+
+pub mod checkpoint;
+pub mod model;
+pub mod postprocess;
+pub mod preprocess;
+mod refine;
+pub mod synthetic;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use candle_core::{Device, IndexOp, Tensor};
+use candle_nn::VarBuilder;
+use image::RgbImage;
+
+use super::embedding_cache::{self, CacheKey, EmbeddingCache};
+use super::local::{LocalEngine, Model, Prepared};
+use super::store::StoreConfig;
+use super::{AlphaMask, EngineError, Prompt};
+pub use model::EncoderConfig;
+use model::Sam;
+use refine::History;
+
+/// The environment variable that names a default model file (read by the command line).
+pub const MODEL_ENV: &str = "AICUT_SAM_MODEL";
+
+fn engine_err(what: &str) -> impl Fn(candle_core::Error) -> EngineError + '_ {
+    move |e| EngineError::Engine(format!("{what}: {e}"))
+}
+
+/// A loaded SAM model, shared by all sessions of the engine.
+pub struct SamModel {
+    sam: Sam,
+    encoder: EncoderConfig,
+    /// Encoder outputs kept on disk, with the model file's digest for their keys.
+    cache: Option<(EmbeddingCache, String)>,
+}
+
+impl SamModel {
+    /// Loads a checkpoint. Slow for large models: call it off the UI thread.
+    pub fn load(path: &Path) -> Result<SamModel, EngineError> {
+        let name = path.display().to_string();
+        let fail =
+            |why: String| EngineError::Engine(format!("cannot load the SAM model {name}: {why}"));
+        let tensors = checkpoint::read_tensors(path).map_err(fail)?;
+        let encoder = checkpoint::detect_encoder(&tensors).map_err(fail)?;
+        let vb = VarBuilder::from_tensors(tensors, candle_core::DType::F32, &Device::Cpu);
+        Self::build(encoder, vb).map_err(|e| fail(e.to_string()))
+    }
+
+    /// A model on the given weights (tests build one on synthetic weights).
+    pub fn build(encoder: EncoderConfig, vb: VarBuilder) -> Result<SamModel, EngineError> {
+        let sam = Sam::new(&encoder, vb).map_err(|e| {
+            EngineError::Engine(format!(
+                "it does not match {}: {e}",
+                checkpoint::label(&encoder)
+            ))
+        })?;
+        Ok(SamModel {
+            sam,
+            encoder,
+            cache: None,
+        })
+    }
+
+    /// Keeps encoder outputs in `cache`, keyed by the digest of the model file at `path`
+    /// (hashed once, then memoised by the cache). A cache that fails is logged and skipped.
+    pub fn with_cache(mut self, cache: EmbeddingCache, path: &Path) -> SamModel {
+        match cache.model_digest(path) {
+            Ok(digest) => self.cache = Some((cache, cache_model_id(&digest))),
+            Err(e) => tracing::warn!("no embedding cache for {}: {e}", path.display()),
+        }
+        self
+    }
+
+    pub fn encoder(&self) -> &EncoderConfig {
+        &self.encoder
+    }
+
+    pub fn label(&self) -> String {
+        checkpoint::label(&self.encoder)
+    }
+
+    /// Runs the image encoder on a photo, or reads its output from the cache.
+    pub fn prepare_image(self: &Arc<Self>, image: &RgbImage) -> Result<SamImage, EngineError> {
+        let full = image.dimensions();
+        let encoder_size = preprocess::encoder_size(full.0, full.1);
+        let key = self
+            .cache
+            .as_ref()
+            .map(|(cache, digest)| (cache, CacheKey::new(digest, image)));
+        let cached = key.as_ref().and_then(|(cache, key)| cache.get(key));
+        let embeddings =
+            match cached.and_then(|c| Tensor::from_vec(c.data, c.dims, &Device::Cpu).ok()) {
+                Some(t) => t,
+                None => {
+                    let small = preprocess::resize_for_encoder(image);
+                    let t = self
+                        .sam
+                        .embed(
+                            small.as_raw(),
+                            encoder_size.0 as usize,
+                            encoder_size.1 as usize,
+                        )
+                        .map_err(engine_err("running the image encoder"))?;
+                    if let Some((cache, key)) = &key {
+                        store(cache, key, &t);
+                    }
+                    t
+                }
+            };
+        Ok(SamImage {
+            embeddings,
+            encoder_size,
+            full,
+            model: self.clone(),
+            history: Mutex::new(History::default()),
+        })
+    }
+}
+
+/// The model part of an embedding's cache key: the file's digest and the version of the
+/// input pipeline (a change to `preprocess` must change it, or old entries would be served).
+pub fn cache_model_id(model_digest: &str) -> String {
+    format!("{model_digest}+pillow-bilinear-v1")
+}
+
+/// Writes an embedding to the cache; a failure (full disk, read-only folder) only logs.
+fn store(cache: &EmbeddingCache, key: &CacheKey, embeddings: &Tensor) {
+    let data = embeddings.flatten_all().and_then(|t| t.to_vec1::<f32>());
+    match data.map(|d| cache.put(key, embeddings.dims(), &d)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("embedding not cached: {e}"),
+        Err(e) => tracing::warn!("embedding not cached: {e}"),
+    }
+}
+
+/// The engine over a model file, with its own session store and the user's embedding
+/// cache (`$XDG_CACHE_HOME/aicut/embeddings` on Linux).
+pub fn engine(path: &Path, config: StoreConfig) -> Result<LocalEngine, EngineError> {
+    let cache = EmbeddingCache::default_dir()
+        .map(|dir| EmbeddingCache::open(dir, embedding_cache::DEFAULT_CAP_BYTES));
+    let cache = match cache {
+        Some(Ok(cache)) => Some(cache),
+        Some(Err(e)) => {
+            tracing::warn!("no embedding cache: {e}");
+            None
+        }
+        None => None,
+    };
+    engine_with_cache(path, config, cache)
+}
+
+/// The engine over a model file with the given embedding cache, or none.
+pub fn engine_with_cache(
+    path: &Path,
+    config: StoreConfig,
+    cache: Option<EmbeddingCache>,
+) -> Result<LocalEngine, EngineError> {
+    let mut model = SamModel::load(path)?;
+    if let Some(cache) = cache {
+        model = model.with_cache(cache, path);
+    }
+    Ok(LocalEngine::new(
+        Arc::new(SharedSam(Arc::new(model))),
+        config,
+    ))
+}
+
+/// One photo after the image encoder, with the clicks already answered.
+pub struct SamImage {
+    embeddings: Tensor,
+    /// The photo's size in the encoder's 1024 frame.
+    encoder_size: (u32, u32),
+    /// The photo's full size, the mask's size.
+    full: (u32, u32),
+    model: Arc<SamModel>,
+    history: Mutex<History>,
+}
+
+/// The decoder's answer to a prompt, before and after upscaling.
+pub struct Prediction {
+    /// Low-res logits of every mask the decoder returned, `(masks, 256, 256)`.
+    pub low_res: Tensor,
+    /// Predicted IoU of each.
+    pub iou: Vec<f32>,
+    /// The mask chosen (the most confident of three for one click, else the only one).
+    pub best: usize,
+    /// The chosen mask at full resolution, anti-aliased.
+    pub mask: AlphaMask,
+}
+
+impl SamImage {
+    pub fn embeddings(&self) -> &Tensor {
+        &self.embeddings
+    }
+
+    pub fn encoder_size(&self) -> (u32, u32) {
+        self.encoder_size
+    }
+
+    /// One decoder run on a prompt's dots with no mask prompt and nothing remembered (for
+    /// timing the decoder alone).
+    pub fn run_decoder(&self, prompt: &Prompt) -> Result<(), EngineError> {
+        let points: Vec<(f32, f32, f32)> = (prompt.green.iter().map(|d| (d, 1.0)))
+            .chain(prompt.red.iter().map(|d| (d, 0.0)))
+            .map(|(d, label)| {
+                let (x, y) = preprocess::to_encoder_frame(d.x, d.y, self.full);
+                (x, y, label)
+            })
+            .collect();
+        self.model
+            .sam
+            .decode(&self.embeddings, &points, None, points.len() == 1)
+            .map_err(engine_err("running the mask decoder"))?;
+        Ok(())
+    }
+
+    /// The decoder's answer for every dot so far, refining the answer to the dots before.
+    pub fn predict(&self, prompt: &Prompt) -> Result<Prediction, EngineError> {
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let step = history.answer(prompt, |clicks, mask_input| {
+            let points: Vec<(f32, f32, f32)> = clicks
+                .iter()
+                .map(|(d, include)| {
+                    let (x, y) = preprocess::to_encoder_frame(d.x, d.y, self.full);
+                    (x, y, if *include { 1.0 } else { 0.0 })
+                })
+                .collect();
+            let decoded = self
+                .model
+                .sam
+                .decode(&self.embeddings, &points, mask_input, mask_input.is_none())
+                .map_err(engine_err("running the mask decoder"))?;
+            Ok(refine::Step::choose(decoded))
+        })?;
+        let chosen: Vec<f32> = step
+            .low_res
+            .i(step.best)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1())
+            .map_err(engine_err("reading the mask"))?;
+        let logits = postprocess::full_res_logits(&chosen, self.encoder_size, self.full);
+        Ok(Prediction {
+            low_res: step.low_res.clone(),
+            iou: step.iou.clone(),
+            best: step.best,
+            mask: postprocess::alpha_from_logits(&logits, self.full.0, self.full.1),
+        })
+    }
+}
+
+/// `Model` for a shared SAM: sessions keep a handle to the model for their decoder runs.
+pub struct SharedSam(pub Arc<SamModel>);
+
+impl Model for SharedSam {
+    fn name(&self) -> String {
+        self.0.label()
+    }
+
+    fn prepare(&self, image: &RgbImage) -> Result<Box<dyn Prepared>, EngineError> {
+        Ok(Box::new(self.0.prepare_image(image)?))
+    }
+}
+
+impl Prepared for SamImage {
+    fn segment(&self, prompt: &Prompt) -> Result<AlphaMask, EngineError> {
+        let (fw, fh) = self.full;
+        if prompt.green.is_empty() {
+            return Ok(AlphaMask::new(fw, fh));
+        }
+        Ok(self.predict(prompt)?.mask)
+    }
+
+    fn heap_bytes(&self) -> usize {
+        let history = self.history.lock().map_or(0, |h| h.heap_bytes());
+        self.embeddings.elem_count() * 4 + history + 64
+    }
+}
+
+/// A SAM engine that loads its model file on first use, inside the worker, so choosing
+/// it in the editor never blocks the UI. A failed load is reported as an engine error
+/// and tried again on the next initialize (the user may fix the file meanwhile).
+pub struct LazySamEngine {
+    path: PathBuf,
+    config: StoreConfig,
+    loaded: tokio::sync::OnceCell<LocalEngine>,
+}
+
+impl LazySamEngine {
+    pub fn new(path: PathBuf, config: StoreConfig) -> Self {
+        LazySamEngine {
+            path,
+            config,
+            loaded: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Engine for LazySamEngine {
+    fn name(&self) -> String {
+        match self.loaded.get() {
+            Some(e) => e.name(),
+            None => format!("SAM ({})", crate::imageio::display_name(&self.path)),
+        }
+    }
+
+    async fn initialize(
+        &self,
+        image: Arc<crate::imageio::LoadedImage>,
+    ) -> Result<super::SessionId, EngineError> {
+        let engine = self
+            .loaded
+            .get_or_try_init(|| async {
+                let (path, config) = (self.path.clone(), self.config);
+                tokio::task::spawn_blocking(move || engine(&path, config))
+                    .await
+                    .map_err(|e| EngineError::Engine(e.to_string()))?
+            })
+            .await?;
+        engine.initialize(image).await
+    }
+
+    async fn segment(
+        &self,
+        session: &super::SessionId,
+        prompt: &Prompt,
+        request_number: u64,
+    ) -> Result<AlphaMask, EngineError> {
+        match self.loaded.get() {
+            Some(e) => e.segment(session, prompt, request_number).await,
+            None => Err(EngineError::SessionNotFound(
+                "the model is not loaded".into(),
+            )),
+        }
+    }
+
+    async fn close(&self, session: &super::SessionId) {
+        if let Some(e) = self.loaded.get() {
+            e.close(session).await;
+        }
+    }
+}
