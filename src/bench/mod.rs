@@ -1,8 +1,11 @@
-//! `aicut bench`: the built-in engine's speed and memory at several image sizes.
+//! `aicut bench`: the built-in engine's speed and memory at several image sizes; `sam`
+//! measures a SAM model.
 //!
 //! A segment call is timed the way `aicut serve` answers it: the engine's mask, the
 //! cut-out composed and encoded as PNG. Each image gets a fixed click sequence, so runs
 //! are comparable. Timings are medians; the machine's other load shows up in them.
+
+pub mod sam;
 
 use std::path::PathBuf;
 use std::sync::Arc;
