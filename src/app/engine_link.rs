@@ -25,6 +25,8 @@ pub enum SessionState {
 /// The worker and what it last said.
 pub(crate) struct EngineLink {
     worker: WorkerHandle,
+    /// The engine the worker runs, polled for its progress while it prepares an image.
+    engine: Arc<dyn Engine>,
     /// The worker numbers the images it opens; this mirrors its count so that reports
     /// about an earlier image are recognised and dropped.
     worker_image: u64,
@@ -68,7 +70,8 @@ impl EngineLink {
         };
         let link = EngineLink {
             name: engine.name(),
-            worker: worker::spawn(engine, policy, wake),
+            worker: worker::spawn(engine.clone(), policy, wake),
+            engine,
             worker_image: 0,
             imposed,
             session: SessionState::NoImage,
@@ -91,6 +94,14 @@ impl EngineLink {
 
     pub fn try_event(&self) -> Option<Event> {
         self.worker.try_event()
+    }
+
+    /// How far the engine has got preparing the open image, when it can tell.
+    pub fn progress(&self) -> Option<f32> {
+        match self.session {
+            SessionState::Initializing(_) => self.engine.progress(),
+            _ => None,
+        }
     }
 }
 

@@ -291,6 +291,11 @@ impl App {
         &self.engine.session
     }
 
+    /// How far the engine has got preparing the open image, when it can tell.
+    pub fn encode_progress(&self) -> Option<f32> {
+        self.engine.progress()
+    }
+
     // ---- each frame ----
 
     /// Takes in worker reports and finished tasks.

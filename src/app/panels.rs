@@ -176,7 +176,7 @@ impl App {
         ui.horizontal(|ui| {
             ui.label(format!("Engine: {}", self.engine.name));
             ui.separator();
-            session_label(ui, &self.engine.session);
+            session_label(ui, &self.engine.session, self.engine.progress());
             if self.engine.busy {
                 ui.spinner();
                 ui.label("working");
@@ -241,13 +241,20 @@ impl App {
     }
 }
 
-fn session_label(ui: &mut Ui, session: &SessionState) {
+fn session_label(ui: &mut Ui, session: &SessionState, progress: Option<f32>) {
     match session {
         SessionState::NoImage => ui.label("No image"),
         SessionState::Initializing(since) => {
             ui.spinner();
             let secs = since.elapsed().as_secs_f32();
-            ui.label(format!("Initializing... {secs:.0} s"))
+            match progress {
+                Some(done) => ui.add(
+                    egui::ProgressBar::new(done)
+                        .desired_width(160.0)
+                        .text(format!("Encoding the image {:.0} %", done * 100.0)),
+                ),
+                None => ui.label(format!("Initializing... {secs:.0} s")),
+            }
         }
         SessionState::Ready => ui.label("Ready"),
         SessionState::Expired => ui.colored_label(Color32::YELLOW, "Session expired"),

@@ -25,6 +25,10 @@ pub trait Prepared: Send + Sync {
 pub trait Model: Send + Sync {
     fn name(&self) -> String;
     fn prepare(&self, image: &RgbImage) -> Result<Box<dyn Prepared>, EngineError>;
+    /// The fraction of a running `prepare` done, for models slow enough to show it.
+    fn progress(&self) -> Option<f32> {
+        None
+    }
 }
 
 /// What a local session keeps: the image (to check dots against) and the model's state.
@@ -66,6 +70,10 @@ async fn blocking<R: Send + 'static>(
 impl Engine for LocalEngine {
     fn name(&self) -> String {
         self.model.name()
+    }
+
+    fn progress(&self) -> Option<f32> {
+        self.model.progress()
     }
 
     async fn initialize(&self, image: Arc<LoadedImage>) -> Result<SessionId, EngineError> {

@@ -45,6 +45,12 @@ pub trait Engine: Send + Sync {
     /// A short name for status bars and logs ("built-in", "AI Cut API", ...).
     fn name(&self) -> String;
 
+    /// How much of a running `initialize` is done (0 to 1), when the engine can tell:
+    /// the editor shows it while a model encodes a photo. Cheap; the UI polls it.
+    fn progress(&self) -> Option<f32> {
+        None
+    }
+
     /// Uploads or prepares the image once; returns the session to segment against.
     async fn initialize(&self, image: Arc<LoadedImage>) -> Result<SessionId, EngineError>;
 

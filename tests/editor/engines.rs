@@ -226,7 +226,17 @@ fn the_sam_engine_loads_in_the_background_and_a_bad_model_file_is_reported() {
     let sam = aicut::engine::sam::LazySamEngine::new(model, Default::default());
     let mut h = harness(1.0, options(None, Some(Arc::new(sam))));
     open(&mut h, &path);
+    // The encoder reports its progress, and the status bar shows it.
+    wait_until(&mut h, "the encoder's progress", |a| {
+        a.encode_progress().is_some()
+    });
+    h.step();
+    assert!(
+        h.query_by_label_contains("Encoding the image").is_some(),
+        "the status bar shows the encoder's progress"
+    );
     wait_ready(&mut h);
+    assert_eq!(h.state().encode_progress(), None, "no progress once ready");
     let p = pixel_centre(&h, 80, 60);
     click(&mut h, p, PointerButton::Primary, Modifiers::NONE);
     wait_until(&mut h, "the SAM overlay", |a| {

@@ -22,6 +22,7 @@ mod refine;
 pub mod synthetic;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use candle_core::{Device, IndexOp, Tensor};
@@ -49,7 +50,11 @@ pub struct SamModel {
     encoder: EncoderConfig,
     /// Encoder outputs kept on disk, with the model file's digest for their keys.
     cache: Option<(EmbeddingCache, String)>,
+    /// The running encode's fraction done, as f32 bits; `IDLE` when none runs.
+    progress: AtomicU32,
 }
+
+const IDLE: u32 = u32::MAX;
 
 impl SamModel {
     /// Loads a checkpoint. Slow for large models: call it off the UI thread.
@@ -75,6 +80,7 @@ impl SamModel {
             sam,
             encoder,
             cache: None,
+            progress: AtomicU32::new(IDLE),
         })
     }
 
@@ -96,6 +102,12 @@ impl SamModel {
         checkpoint::label(&self.encoder)
     }
 
+    /// How far the image encoder has got, while it runs.
+    pub fn encoding_progress(&self) -> Option<f32> {
+        let bits = self.progress.load(Ordering::Relaxed);
+        (bits != IDLE).then(|| f32::from_bits(bits))
+    }
+
     /// Runs the image encoder on a photo, or reads its output from the cache.
     pub fn prepare_image(self: &Arc<Self>, image: &RgbImage) -> Result<SamImage, EngineError> {
         let full = image.dimensions();
@@ -110,14 +122,16 @@ impl SamModel {
                 Some(t) => t,
                 None => {
                     let small = preprocess::resize_for_encoder(image);
-                    let t = self
-                        .sam
-                        .embed(
-                            small.as_raw(),
-                            encoder_size.0 as usize,
-                            encoder_size.1 as usize,
-                        )
-                        .map_err(engine_err("running the image encoder"))?;
+                    let report = |f: f32| self.progress.store(f.to_bits(), Ordering::Relaxed);
+                    report(0.0);
+                    let t = self.sam.embed(
+                        small.as_raw(),
+                        encoder_size.0 as usize,
+                        encoder_size.1 as usize,
+                        &report,
+                    );
+                    self.progress.store(IDLE, Ordering::Relaxed);
+                    let t = t.map_err(engine_err("running the image encoder"))?;
                     if let Some((cache, key)) = &key {
                         store(cache, key, &t);
                     }
@@ -276,6 +290,10 @@ impl Model for SharedSam {
     fn prepare(&self, image: &RgbImage) -> Result<Box<dyn Prepared>, EngineError> {
         Ok(Box::new(self.0.prepare_image(image)?))
     }
+
+    fn progress(&self) -> Option<f32> {
+        self.0.encoding_progress()
+    }
 }
 
 impl Prepared for SamImage {
@@ -335,6 +353,10 @@ impl super::Engine for LazySamEngine {
             })
             .await?;
         engine.initialize(image).await
+    }
+
+    fn progress(&self) -> Option<f32> {
+        self.loaded.get().and_then(|e| e.progress())
     }
 
     async fn segment(

@@ -431,15 +431,18 @@ impl ImageEncoderViT {
     }
 }
 
-impl Module for ImageEncoderViT {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+impl ImageEncoderViT {
+    /// The forward pass, reporting the fraction done after each block.
+    pub fn forward_with_progress(&self, xs: &Tensor, progress: &dyn Fn(f32)) -> Result<Tensor> {
+        let steps = self.blocks.len() as f32 + 1.0;
         let xs = self.patch_embed.forward(xs)?;
         let mut xs = match &self.pos_embed {
             Some(pos_embed) => (xs + pos_embed)?,
             None => xs,
         };
-        for block in self.blocks.iter() {
-            xs = block.forward(&xs)?
+        for (i, block) in self.blocks.iter().enumerate() {
+            xs = block.forward(&xs)?;
+            progress((i as f32 + 1.0) / steps);
         }
         xs.permute((0, 3, 1, 2))?
             .apply(&self.neck_conv1)?

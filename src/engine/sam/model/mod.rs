@@ -130,8 +130,15 @@ impl Sam {
     }
 
     /// Image embeddings `(1, 256, 64, 64)` of an RGB image already resized so its long side
-    /// is 1024 (`pixels` row-major, 3 bytes a pixel): normalise, pad, encode.
-    pub fn embed(&self, pixels: &[u8], width: usize, height: usize) -> Result<Tensor> {
+    /// is 1024 (`pixels` row-major, 3 bytes a pixel): normalise, pad, encode. `progress`
+    /// hears the fraction done as the encoder's stages finish.
+    pub fn embed(
+        &self,
+        pixels: &[u8],
+        width: usize,
+        height: usize,
+        progress: &dyn Fn(f32),
+    ) -> Result<Tensor> {
         if width > IMAGE_SIZE || height > IMAGE_SIZE || pixels.len() != width * height * 3 {
             candle_core::bail!("the encoder takes at most {IMAGE_SIZE}x{IMAGE_SIZE} RGB pixels");
         }
@@ -145,8 +152,8 @@ impl Sam {
         }
         let input = Tensor::from_vec(planes, (1, 3, IMAGE_SIZE, IMAGE_SIZE), &self.device)?;
         match &self.image_encoder {
-            ImageEncoder::Vit(vit) => vit.forward(&input),
-            ImageEncoder::Tiny(tiny) => tiny.forward(&input),
+            ImageEncoder::Vit(vit) => vit.forward_with_progress(&input, progress),
+            ImageEncoder::Tiny(tiny) => tiny.forward_with_progress(&input, progress),
         }
     }
 

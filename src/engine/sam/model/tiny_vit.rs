@@ -564,12 +564,16 @@ impl TinyViT {
     }
 }
 
-impl Module for TinyViT {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+impl TinyViT {
+    /// The forward pass, reporting the fraction done after each stage.
+    pub fn forward_with_progress(&self, xs: &Tensor, progress: &dyn Fn(f32)) -> Result<Tensor> {
+        let stages = self.layers.len() as f32 + 2.0;
         let xs = self.patch_embed.forward(xs)?;
         let mut xs = self.layer0.forward(&xs)?;
-        for layer in self.layers.iter() {
-            xs = layer.forward(&xs)?
+        progress(1.0 / stages);
+        for (i, layer) in self.layers.iter().enumerate() {
+            xs = layer.forward(&xs)?;
+            progress((i as f32 + 2.0) / stages);
         }
         let (b, _, c) = xs.dims3()?;
         xs.reshape((b, 64, 64, c))?
