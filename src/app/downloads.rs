@@ -195,10 +195,8 @@ impl App {
                 let text = format!("{name} is installed and selected as the SAM model.");
                 self.messages.toast(text, false, now);
             }
-            Err(e) if cancelled => {
-                self.messages
-                    .toast(format!("Download of {name} cancelled: {e}"), false, now)
-            }
+            // "mobile-sam: the download was cancelled; 14.1 MB is kept and the next ..."
+            Err(e) if cancelled => self.messages.toast(format!("{name}: {e}."), false, now),
             Err(e) => {
                 let text = format!("Could not download {name}: {e}");
                 self.messages.toast(text, true, now);

@@ -378,7 +378,7 @@ fn model_list(ui: &mut Ui, draft: &SettingsDraft, models: &ModelDownloads, out: 
         for row in models.rows() {
             let name = row.info.name.as_ref();
             ui.label(name).on_hover_text(row.info.description);
-            ui.label(row.info.size.map(human_bytes).unwrap_or_default());
+            ui.label(row.info.size.map(human_bytes).unwrap_or_else(|| "?".into()));
             ui.label(row.info.licence);
             let chosen = draft.sam_model.trim() == row.path.to_string_lossy();
             let state = match (running.is_some_and(|r| r.name == name), chosen) {
@@ -515,7 +515,9 @@ pub(super) fn toasts(ctx: &egui::Context, toasts: &[Toast]) -> Option<Action> {
                     .show(ui, |ui| {
                         ui.set_max_width(420.0);
                         ui.horizontal(|ui| {
-                            ui.label(RichText::new(&t.text).color(Color32::WHITE));
+                            // Wrapped: a download error names two 64-digit digests.
+                            let text = RichText::new(&t.text).color(Color32::WHITE);
+                            ui.add(egui::Label::new(text).wrap());
                             if ui.small_button("x").clicked() {
                                 close = Some(Action::CloseToast(i));
                             }
