@@ -1,5 +1,5 @@
 //! The `aicut` command: parses arguments and dispatches. The editor by default; `cut`,
-//! `serve` and `bench` live in [`aicut::cli`].
+//! `serve`, `bench` and `model` live in [`aicut::cli`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +35,13 @@ enum Command {
     ///
     /// Example: aicut bench ../shared/datasets/grabcut/images
     Bench(aicut::cli::bench::BenchArgs),
+    /// The known SAM-family models: list them, or fetch one (SHA-256 verified) into the
+    /// data folder.
+    ///
+    /// Example: aicut model fetch mobile-sam, then aicut cut photo.jpg --engine sam
+    /// --model mobile-sam --green 250,300 -o out.png
+    #[command(subcommand)]
+    Model(aicut::cli::model::ModelCommand),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +64,7 @@ fn main() -> ExitCode {
         Some(Command::Cut(args)) => aicut::cli::cut::run(args),
         Some(Command::Bench(args)) => aicut::cli::bench::run(args),
         Some(Command::Serve(args)) => aicut::cli::serve::run(args),
+        Some(Command::Model(command)) => aicut::cli::model::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

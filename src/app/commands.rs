@@ -31,6 +31,11 @@ pub(crate) enum Action {
     HideSettings,
     /// Apply the settings being edited, and close their window.
     ApplySettings,
+    /// Download a known model (Settings); it becomes the SAM model when it is ready.
+    DownloadModel(String),
+    CancelDownload,
+    /// Put an installed model in the settings being edited.
+    UseModel(PathBuf),
     ClosePathEntry,
     NextViewMode,
     SetViewMode(ViewMode),
@@ -86,11 +91,26 @@ impl App {
                 .ask_path(false, "Type the path of an image to open:"),
             Action::ToggleHelp => self.windows.show_help ^= true,
             Action::HideHelp => self.windows.show_help = false,
-            Action::ToggleSettings => self.windows.show_settings ^= true,
+            Action::ToggleSettings => {
+                self.windows.show_settings ^= true;
+                if self.windows.show_settings {
+                    self.downloads.rescan();
+                }
+            }
             Action::HideSettings => self.windows.show_settings = false,
             Action::ApplySettings => {
                 self.apply_settings();
                 self.windows.show_settings = false;
+            }
+            Action::DownloadModel(name) => {
+                if let Err(e) = self.downloads.start(&name) {
+                    self.messages.toast(e, true, std::time::Instant::now());
+                }
+            }
+            Action::CancelDownload => self.downloads.cancel(),
+            Action::UseModel(path) => {
+                self.windows.draft.engine = crate::engine::EngineKind::Sam;
+                self.windows.draft.sam_model = path.display().to_string();
             }
             Action::ClosePathEntry => self.windows.path_entry = None,
             Action::NextViewMode => self.settings.view_mode = self.settings.view_mode.next(),
@@ -158,7 +178,10 @@ impl App {
         match action {
             BannerAction::Retry => self.engine.send(Command::Retry),
             BannerAction::NewSession => self.engine.send(Command::Reinitialize),
-            BannerAction::Settings => self.windows.show_settings = true,
+            BannerAction::Settings => {
+                self.windows.show_settings = true;
+                self.downloads.rescan();
+            }
             BannerAction::None => {}
         }
         if action != BannerAction::Settings {

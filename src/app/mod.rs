@@ -3,7 +3,8 @@
 //! The state is split by concern: the `document` (image, dots with undo/redo, the shown
 //! mask) holds the rules and knows nothing of egui; beside it sit how it is shown
 //! ([`view`]), its GPU `pictures`, the `settings`, the engine link (`engine_link`, over
-//! the [`crate::worker`]) and background file work ([`tasks`], `files`). Each frame,
+//! the [`crate::worker`]), background file work ([`tasks`], `files`) and model
+//! downloads (`downloads`). Each frame,
 //! input (`input`: keyboard and pointer; `panels`: buttons) becomes `commands::Action`s
 //! that `App::apply` carries out in one place; then `canvas` and `panels` draw from the
 //! state. The UI thread only draws and reacts: file, network and model work run off it.
@@ -12,6 +13,7 @@ mod canvas;
 mod commands;
 mod document;
 pub mod dots;
+mod downloads;
 mod engine_link;
 mod files;
 mod frame_stats;
@@ -31,10 +33,12 @@ use egui::TextureHandle;
 
 use crate::engine::{AlphaMask, Engine, Prompt};
 use crate::imageio::LoadedImage;
+use crate::models::{ModelStore, Progress};
 use crate::worker::WorkerPolicy;
 
 use commands::{Action, CanvasAction};
 use document::Document;
+use downloads::ModelDownloads;
 use engine_link::EngineLink;
 use files::FileWork;
 use frame_stats::FrameStats;
@@ -58,6 +62,8 @@ pub struct Options {
     pub engine: Option<(Arc<dyn Engine>, WorkerPolicy)>,
     /// Where the API key is kept; `None` keeps it in memory only.
     pub key_file: Option<PathBuf>,
+    /// The models Settings offers to download, and their folder; `None` offers none.
+    pub models: Option<ModelStore>,
 }
 
 impl Options {
@@ -68,6 +74,7 @@ impl Options {
             dialogs: Arc::new(NativeDialogs),
             engine: None,
             key_file: tasks::key_file(),
+            models: ModelStore::user().ok(),
         }
     }
 }
@@ -157,6 +164,7 @@ pub struct App {
     api_key: ApiKey,
     engine: EngineLink,
     files: FileWork,
+    downloads: ModelDownloads,
     open: Option<OpenImage>,
     messages: Messages,
     windows: Windows,
@@ -181,6 +189,7 @@ impl App {
             settings,
             api_key,
             engine,
+            downloads: ModelDownloads::new(options.models, wake.clone()),
             files: FileWork::new(Tasks::new(options.dialogs, wake), options.image),
             open: None,
             messages: Messages {
@@ -296,6 +305,17 @@ impl App {
         self.engine.progress()
     }
 
+    /// The settings in force (not the window's unapplied edits).
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The model being downloaded, and how far it is (once it has started).
+    pub fn model_download(&self) -> Option<(&str, Option<&Progress>)> {
+        let r = self.downloads.running.as_ref()?;
+        Some((r.name.as_str(), r.progress.as_ref()))
+    }
+
     // ---- each frame ----
 
     /// Takes in worker reports and finished tasks.
@@ -305,6 +325,9 @@ impl App {
         }
         while let Some(r) = self.files.tasks.try_result() {
             self.task_result(r);
+        }
+        while let Some(ev) = self.downloads.try_event() {
+            self.download_event(ev);
         }
     }
 

@@ -9,10 +9,12 @@ use egui::{Color32, RichText, Ui};
 
 use super::App;
 use super::commands::{Action, CanvasAction};
+use super::downloads::{ModelDownloads, Running, state_label};
 use super::engine_link::SessionState;
 use super::messages::{Banner, BannerAction, Toast};
 use super::settings::{SettingsDraft, ViewMode};
 use crate::engine::EngineKind;
+use crate::models::{InstallState, human_bytes};
 
 /// Every shortcut, for the help overlay.
 pub const SHORTCUTS: &[(&str, &str)] = &[
@@ -216,7 +218,8 @@ impl App {
             out.push(Action::HideHelp);
         }
         if self.windows.show_settings {
-            match settings_window(ctx, &mut self.windows.draft) {
+            let draft = &mut self.windows.draft;
+            match settings_window(ctx, draft, &self.downloads, &mut out) {
                 WindowOutcome::Keep => {}
                 WindowOutcome::Close => out.push(Action::HideSettings),
                 WindowOutcome::Done => out.push(Action::ApplySettings),
@@ -312,8 +315,13 @@ fn help_window(ctx: &egui::Context) -> bool {
     open
 }
 
-/// The settings window, editing `draft`.
-fn settings_window(ctx: &egui::Context, draft: &mut SettingsDraft) -> WindowOutcome {
+/// The settings window, editing `draft`; the model list's buttons go to `out`.
+fn settings_window(
+    ctx: &egui::Context,
+    draft: &mut SettingsDraft,
+    models: &ModelDownloads,
+    out: &mut Vec<Action>,
+) -> WindowOutcome {
     let mut open = true;
     let mut apply = false;
     let top = egui::pos2(ctx.content_rect().center().x, 60.0);
@@ -325,6 +333,8 @@ fn settings_window(ctx: &egui::Context, draft: &mut SettingsDraft) -> WindowOutc
         .default_pos(top)
         .show(ctx, |ui| {
             engine_choice(ui, draft);
+            ui.add_space(6.0);
+            model_list(ui, draft, models, out);
             ui.add_space(6.0);
             api_fields(ui, draft);
             ui.add_space(6.0);
@@ -359,6 +369,70 @@ fn engine_choice(ui: &mut Ui, draft: &mut SettingsDraft) {
                     .desired_width(280.0),
             );
         });
+    });
+}
+
+/// The known SAM models with size, licence and state; Download (or Use, once installed);
+/// the running download's progress with Cancel.
+fn model_list(ui: &mut Ui, draft: &SettingsDraft, models: &ModelDownloads, out: &mut Vec<Action>) {
+    ui.label(RichText::new("SAM models").strong());
+    let Some(folder) = models.folder() else {
+        ui.label("Models cannot be downloaded here: no data folder is known.");
+        return;
+    };
+    let running = models.running.as_ref();
+    egui::Grid::new("models").num_columns(5).show(ui, |ui| {
+        for row in models.rows() {
+            let name = row.info.name.as_ref();
+            ui.label(name).on_hover_text(row.info.description);
+            ui.label(row.info.size.map(human_bytes).unwrap_or_else(|| "?".into()));
+            ui.label(row.info.licence);
+            let chosen = draft.sam_model.trim() == row.path.to_string_lossy();
+            let state = match (running.is_some_and(|r| r.name == name), chosen) {
+                (true, _) => "downloading".to_string(),
+                (false, true) => "installed, chosen".into(),
+                (false, false) => state_label(row.state),
+            };
+            ui.label(state);
+            if row.state == Some(InstallState::Installed) {
+                let r = ui.add_enabled(!chosen, egui::Button::new("Use"));
+                if r.on_hover_text("Choose it as the SAM model").clicked() {
+                    out.push(Action::UseModel(row.path.clone()));
+                }
+            } else {
+                let r = ui.add_enabled(running.is_none(), egui::Button::new("Download"));
+                let hint = "Download, check its SHA-256 and choose it (a stopped download resumes)";
+                if r.on_hover_text(hint).clicked() {
+                    out.push(Action::DownloadModel(name.to_string()));
+                }
+            }
+            ui.end_row();
+        }
+    });
+    if let Some(r) = running {
+        download_progress(ui, r, out);
+    }
+    ui.label(RichText::new(format!("Saved in {}", folder.display())).small());
+}
+
+/// The running download: a bar with amount, rate and time left, and Cancel.
+fn download_progress(ui: &mut Ui, r: &Running, out: &mut Vec<Action>) {
+    ui.horizontal(|ui| {
+        let (fraction, text) = match &r.progress {
+            Some(p) => (p.fraction(), format!("{}: {}", r.name, p.summary())),
+            None => (None, format!("{}: connecting...", r.name)),
+        };
+        let bar = egui::ProgressBar::new(fraction.unwrap_or(0.0))
+            .text(text)
+            .desired_width(380.0)
+            .animate(fraction.is_none());
+        ui.add(bar);
+        if ui
+            .add_enabled(!r.cancelling(), egui::Button::new("Cancel"))
+            .clicked()
+        {
+            out.push(Action::CancelDownload);
+        }
     });
 }
 
@@ -448,7 +522,9 @@ pub(super) fn toasts(ctx: &egui::Context, toasts: &[Toast]) -> Option<Action> {
                     .show(ui, |ui| {
                         ui.set_max_width(420.0);
                         ui.horizontal(|ui| {
-                            ui.label(RichText::new(&t.text).color(Color32::WHITE));
+                            // Wrapped: a download error names two 64-digit digests.
+                            let text = RichText::new(&t.text).color(Color32::WHITE);
+                            ui.add(egui::Label::new(text).wrap());
                             if ui.small_button("x").clicked() {
                                 close = Some(Action::CloseToast(i));
                             }

@@ -38,7 +38,7 @@ pub struct CutArgs {
 pub fn run(args: CutArgs) -> Result<(), String> {
     let engine = build_engine(EngineSpec {
         kind: args.engine,
-        sam_model: args.model.model,
+        sam_model: args.model.file_for(args.engine)?,
         sam_loading: SamLoading::Now,
         api: args.api.remote_config(),
         ..EngineSpec::builtin()

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod cut;
+pub mod model;
 pub mod serve;
 
 use std::path::PathBuf;
@@ -55,19 +56,32 @@ impl ApiArgs {
     }
 }
 
-/// The SAM model file: `--model FILE` or `AICUT_SAM_MODEL`.
+/// The SAM model: `--model FILE|NAME` or `AICUT_SAM_MODEL`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// With --engine sam: the model file (.safetensors, .pt or .pth).
-    #[arg(long, value_name = "FILE", env = crate::engine::sam::MODEL_ENV)]
+    /// With --engine sam: the model file (.safetensors, .pt or .pth), or the name of an
+    /// installed model (mobile-sam, sam-vit-b, sam-vit-l, sam-vit-h; see aicut model list).
+    #[arg(long, value_name = "FILE|NAME", env = crate::engine::sam::MODEL_ENV)]
     pub model: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// The model file the engine `kind` loads: a model's name becomes its installed file
+    /// (or an error saying how to fetch it). Other engines take no model file.
+    pub fn file_for(&self, kind: EngineKind) -> Result<Option<PathBuf>, String> {
+        match (&self.model, kind) {
+            (Some(arg), EngineKind::Sam) => crate::models::resolve_model_arg(arg).map(Some),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// An engine set-up failure, with the flag that fixes it.
 pub fn setup_error_message(e: EngineSetupError) -> String {
     match e {
         EngineSetupError::NoModelFile => format!(
-            "{e}: pass --model FILE or set {}",
+            "{e}: pass --model FILE, or fetch one and name it (aicut model fetch mobile-sam, \
+             then --model mobile-sam), or set {}",
             crate::engine::sam::MODEL_ENV
         ),
         EngineSetupError::NoApiKey => format!("{e}: pass --api-key KEY or set AICUT_API_KEY"),

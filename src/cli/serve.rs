@@ -105,12 +105,13 @@ fn build_engine(
     model: ModelArgs,
     sessions: StoreConfig,
 ) -> Result<Arc<dyn Engine>, String> {
-    if let Some(path) = model.model.as_ref().filter(|_| kind == EngineKind::Sam) {
+    let sam_model = model.file_for(kind)?;
+    if let Some(path) = &sam_model {
         eprintln!("aicut serve: loading {}", path.display());
     }
     build_engine_from(EngineSpec {
         kind,
-        sam_model: model.model,
+        sam_model,
         sam_loading: SamLoading::Now,
         store: sessions,
         ..EngineSpec::builtin()

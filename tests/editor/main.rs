@@ -5,8 +5,11 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/model_server.rs"]
+mod model_server;
 mod support;
 
+mod downloads;
 mod engines;
 mod files;
 mod overlays;
