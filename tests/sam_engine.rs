@@ -25,7 +25,7 @@ async fn a_mobile_sam_checkpoint_is_recognised_and_segments_deterministically_at
         &EncoderConfig::TinyVit
     );
 
-    let engine = sam::engine(&model, Default::default()).unwrap();
+    let engine = sam::engine_with_cache(&model, Default::default(), None).unwrap();
     assert_eq!(engine.name(), "MobileSAM");
     let (img, _, (cx, cy)) = blob_scene(300, 200);
     let image = Arc::new(LoadedImage::from_pixels(
@@ -194,6 +194,7 @@ fn aicut_cut_runs_on_a_sam_model_file_and_asks_for_one_when_none_is_given() {
             out.to_str().unwrap(),
         ])
         .args(["--engine", "sam", "--model", model.to_str().unwrap()])
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -26,7 +26,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     let table = match args.engine {
         EngineKind::Builtin => crate::bench::run(&args.inputs, args.large)?,
         EngineKind::Sam => {
-            let model = args.model.model.ok_or_else(|| {
+            let model = args.model.file_for(EngineKind::Sam)?.ok_or_else(|| {
                 super::setup_error_message(crate::engine::factory::EngineSetupError::NoModelFile)
             })?;
             let photos = crate::bench::load_images(&args.inputs);

@@ -317,6 +317,8 @@ impl Prepared for SamImage {
 pub struct LazySamEngine {
     path: PathBuf,
     config: StoreConfig,
+    /// Whether encoder outputs go to the user's embedding cache.
+    user_cache: bool,
     loaded: tokio::sync::OnceCell<LocalEngine>,
 }
 
@@ -325,7 +327,16 @@ impl LazySamEngine {
         LazySamEngine {
             path,
             config,
+            user_cache: true,
             loaded: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Runs the encoder for every image, never touching the user's cache (tests).
+    pub fn without_cache(self) -> Self {
+        LazySamEngine {
+            user_cache: false,
+            ..self
         }
     }
 }
@@ -346,10 +357,13 @@ impl super::Engine for LazySamEngine {
         let engine = self
             .loaded
             .get_or_try_init(|| async {
-                let (path, config) = (self.path.clone(), self.config);
-                tokio::task::spawn_blocking(move || engine(&path, config))
-                    .await
-                    .map_err(|e| EngineError::Engine(e.to_string()))?
+                let (path, config, user_cache) = (self.path.clone(), self.config, self.user_cache);
+                tokio::task::spawn_blocking(move || match user_cache {
+                    true => engine(&path, config),
+                    false => engine_with_cache(&path, config, None),
+                })
+                .await
+                .map_err(|e| EngineError::Engine(e.to_string()))?
             })
             .await?;
         engine.initialize(image).await
