@@ -173,39 +173,34 @@ impl Module for PatchMerging {
     }
 }
 
+/// A stage of TinyViT: its blocks, then an optional downsampling to the next width.
 #[derive(Debug)]
-struct ConvLayer {
-    blocks: Vec<MBConv>,
+struct Stage<B> {
+    blocks: Vec<B>,
     downsample: Option<PatchMerging>,
 }
 
-impl ConvLayer {
+impl<B> Stage<B> {
     fn new(
-        dim: usize,
-        out: usize,
-        input_resolution: (usize, usize),
-        depth: usize,
+        blocks: Vec<B>,
         downsample: bool,
-        conv_expand_ratio: usize,
-        vb: VarBuilder,
+        (input_resolution, dim, out): ((usize, usize), usize, usize),
+        vb: &VarBuilder,
     ) -> Result<Self> {
-        let vb_b = vb.pp("blocks");
-        let mut blocks = Vec::with_capacity(depth);
-        for index in 0..depth {
-            let block = MBConv::new(dim, dim, conv_expand_ratio, vb_b.pp(index))?;
-            blocks.push(block)
-        }
-        let downsample = if downsample {
-            let downsample = PatchMerging::new(input_resolution, dim, out, vb.pp("downsample"))?;
-            Some(downsample)
-        } else {
-            None
+        let downsample = match downsample {
+            true => Some(PatchMerging::new(
+                input_resolution,
+                dim,
+                out,
+                vb.pp("downsample"),
+            )?),
+            false => None,
         };
         Ok(Self { blocks, downsample })
     }
 }
 
-impl Module for ConvLayer {
+impl<B: Module> Module for Stage<B> {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let mut xs = xs.clone();
         for block in self.blocks.iter() {
@@ -215,6 +210,26 @@ impl Module for ConvLayer {
             None => Ok(xs),
             Some(downsample) => downsample.forward(&xs),
         }
+    }
+}
+
+/// The first stage: MBConv blocks.
+type ConvLayer = Stage<MBConv>;
+
+impl ConvLayer {
+    fn convolutional(
+        dim: usize,
+        out: usize,
+        input_resolution: (usize, usize),
+        depth: usize,
+        conv_expand_ratio: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let vb_b = vb.pp("blocks");
+        let blocks = (0..depth)
+            .map(|i| MBConv::new(dim, dim, conv_expand_ratio, vb_b.pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        Stage::new(blocks, true, (input_resolution, dim, out), &vb)
     }
 }
 
@@ -433,15 +448,12 @@ impl Module for TinyViTBlock {
     }
 }
 
-#[derive(Debug)]
-struct BasicLayer {
-    blocks: Vec<TinyViTBlock>,
-    downsample: Option<PatchMerging>,
-}
+/// The later stages: attention blocks.
+type BasicLayer = Stage<TinyViTBlock>;
 
 impl BasicLayer {
     #[allow(clippy::too_many_arguments)]
-    fn new(
+    fn attention(
         dim: usize,
         input_resolution: (usize, usize),
         depth: usize,
@@ -452,37 +464,10 @@ impl BasicLayer {
         vb: VarBuilder,
     ) -> Result<Self> {
         let vb_b = vb.pp("blocks");
-        let mut blocks = Vec::with_capacity(depth);
-        for index in 0..depth {
-            let block = TinyViTBlock::new(
-                dim,
-                input_resolution,
-                num_heads,
-                window_size,
-                vb_b.pp(index),
-            )?;
-            blocks.push(block)
-        }
-        let downsample = if downsample {
-            let downsample = PatchMerging::new(input_resolution, dim, out, vb.pp("downsample"))?;
-            Some(downsample)
-        } else {
-            None
-        };
-        Ok(Self { blocks, downsample })
-    }
-}
-
-impl Module for BasicLayer {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let mut xs = xs.clone();
-        for block in self.blocks.iter() {
-            xs = block.forward(&xs)?
-        }
-        match &self.downsample {
-            None => Ok(xs),
-            Some(downsample) => downsample.forward(&xs),
-        }
+        let blocks = (0..depth)
+            .map(|i| TinyViTBlock::new(dim, input_resolution, num_heads, window_size, vb_b.pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        Stage::new(blocks, downsample, (input_resolution, dim, out), &vb)
     }
 }
 
@@ -512,12 +497,11 @@ impl TinyViT {
         let patches_resolution = IMG_SIZE / 4;
 
         let vb_l = vb.pp("layers");
-        let layer0 = ConvLayer::new(
+        let layer0 = ConvLayer::convolutional(
             /* dim */ embed_dims[0],
             /* out */ embed_dims[1],
             /* input_resolution */ (patches_resolution, patches_resolution),
             /* depth */ depths[0],
-            /* downsample */ true,
             /* conv_expand_ratio */ MBCONV_EXPAND_RATIO,
             vb_l.pp(0),
         )?;
@@ -526,7 +510,7 @@ impl TinyViT {
         let mut layers = Vec::with_capacity(num_layers - 1);
         for i_layer in 1..num_layers {
             let patches_resolution = patches_resolution / (1 << usize::min(i_layer, 2));
-            let layer = BasicLayer::new(
+            let layer = BasicLayer::attention(
                 /* dim */ embed_dims[i_layer],
                 /* input_resolution */ (patches_resolution, patches_resolution),
                 /* depth */ depths[i_layer],
