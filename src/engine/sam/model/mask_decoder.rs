@@ -1,6 +1,7 @@
 use candle_core::{IndexOp, Result, Tensor};
 use candle_nn::{Module, VarBuilder};
 
+use super::fast_ops::{GeluExact, conv_transpose_2x2};
 use super::transformer::TwoWayTransformer;
 
 #[derive(Debug)]
@@ -59,9 +60,10 @@ pub struct MaskDecoder {
     iou_token: candle_nn::Embedding,
     mask_tokens: candle_nn::Embedding,
     iou_prediction_head: MlpMaskDecoder,
-    output_upscaling_conv1: candle_nn::ConvTranspose2d,
+    /// 2x2 stride-2 transposed convolutions: `(weight, bias)`.
+    output_upscaling_conv1: (Tensor, Tensor),
     output_upscaling_ln: super::LayerNorm2d,
-    output_upscaling_conv2: candle_nn::ConvTranspose2d,
+    output_upscaling_conv2: (Tensor, Tensor),
     num_mask_tokens: usize,
     output_hypernetworks_mlps: Vec<MlpMaskDecoder>,
     transformer: TwoWayTransformer,
@@ -87,24 +89,19 @@ impl MaskDecoder {
         let iou_token = candle_nn::embedding(1, transformer_dim, vb.pp("iou_token"))?;
         let mask_tokens =
             candle_nn::embedding(num_mask_tokens, transformer_dim, vb.pp("mask_tokens"))?;
-        let cfg = candle_nn::ConvTranspose2dConfig {
-            stride: 2,
-            ..Default::default()
+        let up = |cin: usize, cout: usize, vb: VarBuilder| -> Result<(Tensor, Tensor)> {
+            Ok((vb.get((cin, cout, 2, 2), "weight")?, vb.get(cout, "bias")?))
         };
-        let output_upscaling_conv1 = candle_nn::conv_transpose2d(
+        let output_upscaling_conv1 = up(
             transformer_dim,
             transformer_dim / 4,
-            2,
-            cfg,
             vb.pp("output_upscaling.0"),
         )?;
         let output_upscaling_ln =
             super::LayerNorm2d::new(transformer_dim / 4, 1e-6, vb.pp("output_upscaling.1"))?;
-        let output_upscaling_conv2 = candle_nn::conv_transpose2d(
+        let output_upscaling_conv2 = up(
             transformer_dim / 4,
             transformer_dim / 8,
-            2,
-            cfg,
             vb.pp("output_upscaling.3"),
         )?;
         let mut output_hypernetworks_mlps = Vec::with_capacity(num_mask_tokens);
@@ -199,13 +196,12 @@ impl MaskDecoder {
 
         // Upscale mask embeddings and predict masks using the masks tokens.
         let src = src.transpose(1, 2)?.reshape((b, c, h, w))?;
-        let upscaled_embedding = self
-            .output_upscaling_conv1
-            .forward(&src)?
+        let (w1, b1) = &self.output_upscaling_conv1;
+        let (w2, b2) = &self.output_upscaling_conv2;
+        let upscaled = conv_transpose_2x2(&src, w1, b1)?
             .apply(&self.output_upscaling_ln)?
-            .gelu_erf()?
-            .apply(&self.output_upscaling_conv2)?
-            .gelu_erf()?;
+            .gelu_exact()?;
+        let upscaled_embedding = conv_transpose_2x2(&upscaled, w2, b2)?.gelu_exact()?;
         let mut hyper_in_list = Vec::with_capacity(self.num_mask_tokens);
         for (i, mlp) in self.output_hypernetworks_mlps.iter().enumerate() {
             let h = mlp.forward(&mask_tokens_out.i((.., i))?)?;

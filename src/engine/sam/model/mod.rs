@@ -8,6 +8,7 @@
 //! checkpoint with an unexpected relative-position table.
 
 mod depthwise;
+mod fast_ops;
 mod image_encoder;
 mod mask_decoder;
 mod prompt_encoder;
@@ -255,8 +256,11 @@ impl MlpBlock {
 
 impl Module for MlpBlock {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.apply(&self.lin1)?
-            .apply(&self.activation)?
-            .apply(&self.lin2)
+        let hidden = xs.apply(&self.lin1)?;
+        let hidden = match self.activation {
+            candle_nn::Activation::Gelu => fast_ops::gelu(&hidden)?,
+            other => hidden.apply(&other)?,
+        };
+        hidden.apply(&self.lin2)
     }
 }

@@ -1,3 +1,4 @@
+use super::fast_ops::GeluExact;
 use candle_core::{D, DType, IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -134,10 +135,10 @@ impl PromptEncoder {
         masks
             .apply(&self.mask_downscaling_conv1)?
             .apply(&self.mask_downscaling_ln1)?
-            .gelu_erf()?
+            .gelu_exact()?
             .apply(&self.mask_downscaling_conv2)?
             .apply(&self.mask_downscaling_ln2)?
-            .gelu_erf()?
+            .gelu_exact()?
             .apply(&self.mask_downscaling_conv3)
     }
 

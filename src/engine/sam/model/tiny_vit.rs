@@ -1,5 +1,6 @@
 // Adapted from:
 // https://github.com/ChaoningZhang/MobileSAM/blob/master/mobile_sam/modeling/tiny_vit_sam.py
+use super::fast_ops::GeluExact;
 use candle_core::{D, IndexOp, Result, Tensor};
 use candle_nn::{Conv2dConfig, Module, VarBuilder};
 
@@ -77,7 +78,7 @@ impl PatchEmbed {
 
 impl Module for PatchEmbed {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.apply(&self.conv1)?.gelu_erf()?.apply(&self.conv2)
+        xs.apply(&self.conv1)?.gelu_exact()?.apply(&self.conv2)
     }
 }
 
@@ -112,11 +113,11 @@ impl Module for MBConv {
         let shortcut = xs;
         let xs = xs
             .apply(&self.conv1)?
-            .gelu_erf()?
+            .gelu_exact()?
             .apply(&self.conv2)?
-            .gelu_erf()?
+            .gelu_exact()?
             .apply(&self.conv3)?;
-        (xs + shortcut)?.gelu_erf()
+        (xs + shortcut)?.gelu_exact()
     }
 }
 
@@ -164,9 +165,9 @@ impl Module for PatchMerging {
             xs.clone()
         };
         xs.apply(&self.conv1)?
-            .gelu_erf()?
+            .gelu_exact()?
             .apply(&self.conv2)?
-            .gelu_erf()?
+            .gelu_exact()?
             .apply(&self.conv3)?
             .flatten_from(2)?
             .transpose(1, 2)
@@ -253,7 +254,7 @@ impl Module for Mlp {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         xs.apply(&self.norm)?
             .apply(&self.fc1)?
-            .gelu_erf()?
+            .gelu_exact()?
             .apply(&self.fc2)
     }
 }
