@@ -133,41 +133,65 @@ impl Attention {
         })
     }
 
-    fn add_decomposed_rel_pos(
+    /// The decomposed relative-position terms `(rel_h, rel_w)`, each `(b, q_h, q_w, k)`:
+    /// `einsum("bhwc,hkc->bhwk")` and `einsum("bhwc,wkc->bhwk")` of the reference.
+    fn rel_pos_terms(
         &self,
-        attn: Tensor,
         q: &Tensor,
-        (q_h, q_w): (usize, usize),
-        (k_h, k_w): (usize, usize),
+        (h, w): (usize, usize),
+    ) -> Result<Option<(Tensor, Tensor)>> {
+        let Some((rel_pos_h, rel_pos_w)) = &self.rel_pos_hw else {
+            return Ok(None);
+        };
+        let r_h = get_rel_pos(h, h, rel_pos_h)?;
+        let r_w = get_rel_pos(w, w, rel_pos_w)?;
+        let (b, _, dim) = q.dims3()?;
+        let r_q = q.reshape((b, h, w, dim))?;
+        let rel_h = r_q.matmul(&r_h.broadcast_left(b)?.t()?.contiguous()?)?;
+        let rel_w = r_q
+            .transpose(1, 2)? // -> bwhc
+            .contiguous()?
+            .matmul(&r_w.broadcast_left(b)?.t()?.contiguous()?)? // bwhc,bwck -> bwhk
+            .transpose(1, 2)?
+            .contiguous()?;
+        Ok(Some((rel_h, rel_w)))
+    }
+
+    /// Attention for the query rows `rows` of the `(h, w)` grid: scores, relative
+    /// positions, softmax, values.
+    fn attend_rows(
+        &self,
+        (q, k, v): (&Tensor, &Tensor, &Tensor),
+        rel: Option<&(Tensor, Tensor)>,
+        (h, w): (usize, usize),
+        rows: std::ops::Range<usize>,
     ) -> Result<Tensor> {
-        match &self.rel_pos_hw {
-            Some((rel_pos_h, rel_pos_w)) => {
-                let r_h = get_rel_pos(q_h, k_h, rel_pos_h)?;
-                let r_w = get_rel_pos(q_w, k_w, rel_pos_w)?;
-                let (b, _, dim) = q.dims3()?;
-                let r_q = q.reshape((b, q_h, q_w, dim))?;
-                // rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, Rh)
-                let rel_h = r_q.matmul(&r_h.broadcast_left(b)?.t()?.contiguous()?)?;
-                // rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, Rw)
-                let rel_w = r_q
-                    .transpose(1, 2)? // -> bwhc
-                    .contiguous()?
-                    .matmul(&r_w.broadcast_left(b)?.t()?.contiguous()?)? // bwhc,bwck -> bwhk
-                    .transpose(1, 2)?
-                    .contiguous()?;
+        let n = rows.len();
+        let q = q.narrow(1, rows.start * w, n * w)?;
+        let attn = (&q * self.scale)?.matmul(&k.t()?)?;
+        let attn = match rel {
+            Some((rel_h, rel_w)) => {
+                let b = attn.dim(0)?;
+                let rel_h = rel_h.narrow(1, rows.start, n)?.contiguous()?;
+                let rel_w = rel_w.narrow(1, rows.start, n)?.contiguous()?;
                 if attn.device().is_cpu() {
-                    let op = Add3(b, q_h, q_w, k_h, k_w);
-                    attn.apply_op3_no_bwd(&rel_h, &rel_w, &op)
+                    attn.apply_op3_no_bwd(&rel_h, &rel_w, &Add3(b, n, w, h, w))?
                 } else {
-                    (attn.reshape((b, q_h, q_w, k_h, k_w))?
+                    (attn.reshape((b, n, w, h, w))?
                         + rel_h.unsqueeze(4)?.broadcast_add(&rel_w.unsqueeze(3)?)?)?
-                    .reshape((b, q_h * q_w, k_h * k_w))
+                    .reshape((b, n * w, h * w))?
                 }
             }
-            None => Ok(attn),
-        }
+            None => attn,
+        };
+        candle_nn::ops::softmax_last_dim(&attn)?.matmul(v)
     }
 }
+
+/// Attention scores computed at once, at most: global attention over 64x64 tokens would
+/// otherwise hold heads x 4096 x 4096 floats (805 MB for ViT-B, 1 GB for ViT-H) several
+/// times over. Query rows are processed in chunks of about this many scores (32 MB).
+const SCORES_PER_CHUNK: usize = 8 << 20;
 
 fn get_rel_pos(q_size: usize, k_size: usize, rel_pos: &Tensor) -> Result<Tensor> {
     let max_rel_dist = 2 * usize::max(q_size, k_size) - 1;
@@ -209,10 +233,14 @@ impl Module for Attention {
         let q = qkv.i(0)?;
         let k = qkv.i(1)?;
         let v = qkv.i(2)?;
-        let attn = { (&q * self.scale)?.matmul(&k.t()?)? };
-        let attn = { self.add_decomposed_rel_pos(attn, &q, (h, w), (h, w))? };
-        let attn = { candle_nn::ops::softmax_last_dim(&attn)? };
-        let attn = { attn.matmul(&v)? };
+        let rel = self.rel_pos_terms(&q, (h, w))?;
+        let per_row = q.dim(0)? * w * h * w;
+        let chunk = (SCORES_PER_CHUNK / per_row.max(1)).clamp(1, h);
+        let parts = (0..h)
+            .step_by(chunk)
+            .map(|r| self.attend_rows((&q, &k, &v), rel.as_ref(), (h, w), r..(r + chunk).min(h)))
+            .collect::<Result<Vec<_>>>()?;
+        let attn = Tensor::cat(&parts, 1)?;
         let attn = attn
             .reshape((b, self.num_heads, h, w, c / self.num_heads))?
             .permute((0, 2, 3, 1, 4))?
