@@ -65,6 +65,8 @@ pub struct PromptEncoder {
     image_embedding_size: (usize, usize),
     input_image_size: (usize, usize),
     embed_dim: usize,
+    /// The positional encoding of the embedding grid: constant, so computed once.
+    dense_pe: Tensor,
 }
 
 impl PromptEncoder {
@@ -109,7 +111,11 @@ impl PromptEncoder {
             let emb = candle_nn::embedding(1, embed_dim, vb_e.pp(i))?;
             point_embeddings.push(emb)
         }
+        let dense_pe = pe_layer
+            .forward(image_embedding_size.0, image_embedding_size.1)?
+            .unsqueeze(0)?;
         Ok(Self {
+            dense_pe,
             pe_layer,
             point_embeddings,
             not_a_point_embed,
@@ -126,9 +132,7 @@ impl PromptEncoder {
     }
 
     pub fn get_dense_pe(&self) -> Result<Tensor> {
-        self.pe_layer
-            .forward(self.image_embedding_size.0, self.image_embedding_size.1)?
-            .unsqueeze(0)
+        Ok(self.dense_pe.clone())
     }
 
     fn embed_masks(&self, masks: &Tensor) -> Result<Tensor> {
