@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use image::RgbImage;
 
+use super::median;
 use crate::engine::sam::{SamImage, SamModel};
 use crate::engine::{Dot, Prompt};
 use crate::imageio::LoadedImage;
@@ -16,11 +17,6 @@ use crate::imageio::LoadedImage;
 /// Encoder runs per photo and decoder runs per click, for the medians.
 const ENCODER_RUNS: usize = 3;
 const DECODER_RUNS: usize = 10;
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
-}
 
 fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)

@@ -32,7 +32,7 @@ use image::RgbImage;
 use super::embedding_cache::{self, CacheKey, EmbeddingCache};
 use super::local::{LocalEngine, Model, Prepared};
 use super::store::StoreConfig;
-use super::{AlphaMask, EngineError, Prompt};
+use super::{AlphaMask, Dot, EngineError, Prompt};
 pub use model::EncoderConfig;
 use model::Sam;
 use refine::History;
@@ -231,37 +231,38 @@ impl SamImage {
     /// One decoder run on a prompt's dots with no mask prompt and nothing remembered (for
     /// timing the decoder alone).
     pub fn run_decoder(&self, prompt: &Prompt) -> Result<(), EngineError> {
-        let points: Vec<(f32, f32, f32)> = (prompt.green.iter().map(|d| (d, 1.0)))
-            .chain(prompt.red.iter().map(|d| (d, 0.0)))
-            .map(|(d, label)| {
+        let clicks: Vec<(Dot, bool)> = (prompt.green.iter().map(|d| (*d, true)))
+            .chain(prompt.red.iter().map(|d| (*d, false)))
+            .collect();
+        self.decode(&clicks, None)?;
+        Ok(())
+    }
+
+    /// One decoder run: clicks mapped into the encoder frame; several masks when there is
+    /// no mask prompt to refine (a first click is ambiguous), one otherwise.
+    fn decode(
+        &self,
+        clicks: &[(Dot, bool)],
+        mask_input: Option<&Tensor>,
+    ) -> Result<model::Decoded, EngineError> {
+        let points: Vec<(f32, f32, f32)> = clicks
+            .iter()
+            .map(|(d, include)| {
                 let (x, y) = preprocess::to_encoder_frame(d.x, d.y, self.full);
-                (x, y, label)
+                (x, y, if *include { 1.0 } else { 0.0 })
             })
             .collect();
         self.model
             .sam
-            .decode(&self.embeddings, &points, None, points.len() == 1)
-            .map_err(engine_err("running the mask decoder"))?;
-        Ok(())
+            .decode(&self.embeddings, &points, mask_input, mask_input.is_none())
+            .map_err(engine_err("running the mask decoder"))
     }
 
     /// The decoder's answer for every dot so far, refining the answer to the dots before.
     pub fn predict(&self, prompt: &Prompt) -> Result<Prediction, EngineError> {
         let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
         let step = history.answer(prompt, |clicks, mask_input| {
-            let points: Vec<(f32, f32, f32)> = clicks
-                .iter()
-                .map(|(d, include)| {
-                    let (x, y) = preprocess::to_encoder_frame(d.x, d.y, self.full);
-                    (x, y, if *include { 1.0 } else { 0.0 })
-                })
-                .collect();
-            let decoded = self
-                .model
-                .sam
-                .decode(&self.embeddings, &points, mask_input, mask_input.is_none())
-                .map_err(engine_err("running the mask decoder"))?;
-            Ok(refine::Step::choose(decoded))
+            Ok(refine::Step::choose(self.decode(clicks, mask_input)?))
         })?;
         let chosen: Vec<f32> = step
             .low_res

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 
 use candle_core::{IndexOp, Tensor};
 
-use super::model::{Decoded, LOW_RES_SIZE};
+use super::model::Decoded;
 use crate::engine::{Dot, EngineError, Prompt};
 
 /// Answered prompts kept per image: enough for a long editing session's undo.
@@ -75,7 +75,7 @@ impl History {
         let parent = self
             .answered
             .iter()
-            .filter(|(p, _)| begins(&p.green, &prompt.green) && begins(&p.red, &prompt.red))
+            .filter(|(p, _)| prompt.green.starts_with(&p.green) && prompt.red.starts_with(&p.red))
             .max_by_key(|(p, _)| p.green.len() + p.red.len());
         let (mut partial, mut logits) = match parent {
             Some((p, step)) => (p.clone(), Some(step.chosen().map_err(read_err)?)),
@@ -116,14 +116,11 @@ impl History {
     pub fn heap_bytes(&self) -> usize {
         self.answered
             .iter()
-            .map(|(_, s)| s.low_res.elem_count() * 4)
-            .sum::<usize>()
-            + self.answered.len() * LOW_RES_SIZE
+            .map(|(p, s)| {
+                s.low_res.elem_count() * 4 + (p.green.len() + p.red.len()) * size_of::<Dot>()
+            })
+            .sum()
     }
-}
-
-fn begins(prefix: &[Dot], whole: &[Dot]) -> bool {
-    whole.starts_with(prefix)
 }
 
 fn read_err(e: candle_core::Error) -> EngineError {
