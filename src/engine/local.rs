@@ -19,6 +19,17 @@ pub trait Prepared: Send + Sync {
     fn segment(&self, prompt: &Prompt) -> Result<AlphaMask, EngineError>;
     /// Approximate heap bytes held, for the store's memory cap.
     fn heap_bytes(&self) -> usize;
+    /// Every answer for `prompt`, best first (see [`Engine::candidates`]).
+    fn candidates(&self, prompt: &Prompt) -> Result<Vec<AlphaMask>, EngineError> {
+        Ok(vec![self.segment(prompt)?])
+    }
+    /// Makes candidate `index` the answer to `prompt` (see [`Engine::choose`]).
+    fn choose(&self, _prompt: &Prompt, index: usize) -> Result<(), EngineError> {
+        match index {
+            0 => Ok(()),
+            _ => Err(EngineError::BadRequest(format!("no candidate {index}"))),
+        }
+    }
 }
 
 /// A segmentation method that needs no server.
@@ -98,6 +109,30 @@ impl Engine for LocalEngine {
         prompt.validate(s.image.width(), s.image.height())?;
         let prompt = prompt.clone();
         blocking(move || s.prepared.segment(&prompt)).await
+    }
+
+    async fn candidates(
+        &self,
+        session: &SessionId,
+        prompt: &Prompt,
+        _request_number: u64,
+    ) -> Result<Vec<AlphaMask>, EngineError> {
+        let s = self.sessions.require(session)?;
+        prompt.validate(s.image.width(), s.image.height())?;
+        let prompt = prompt.clone();
+        blocking(move || s.prepared.candidates(&prompt)).await
+    }
+
+    async fn choose(
+        &self,
+        session: &SessionId,
+        prompt: &Prompt,
+        index: usize,
+    ) -> Result<(), EngineError> {
+        let s = self.sessions.require(session)?;
+        prompt.validate(s.image.width(), s.image.height())?;
+        let prompt = prompt.clone();
+        blocking(move || s.prepared.choose(&prompt, index)).await
     }
 
     async fn close(&self, session: &SessionId) {

@@ -10,6 +10,7 @@ pub mod builtin;
 pub mod embedding_cache;
 mod error;
 pub mod factory;
+pub mod history;
 pub mod local;
 pub mod remote;
 pub mod sam;
@@ -62,6 +63,32 @@ pub trait Engine: Send + Sync {
         prompt: &Prompt,
         request_number: u64,
     ) -> Result<AlphaMask, EngineError>;
+
+    /// Every answer the engine sees for `prompt`, best first: the first is what `segment`
+    /// returns, the others are runner-ups the user may prefer (a part instead of the
+    /// whole, as SAM's multimask offers). Engines without alternatives offer one.
+    async fn candidates(
+        &self,
+        session: &SessionId,
+        prompt: &Prompt,
+        request_number: u64,
+    ) -> Result<Vec<AlphaMask>, EngineError> {
+        Ok(vec![self.segment(session, prompt, request_number).await?])
+    }
+
+    /// Makes candidate `index` of [`Engine::candidates`] the answer to `prompt`: `segment`
+    /// returns it from now on and later clicks refine it.
+    async fn choose(
+        &self,
+        _session: &SessionId,
+        _prompt: &Prompt,
+        index: usize,
+    ) -> Result<(), EngineError> {
+        match index {
+            0 => Ok(()),
+            _ => Err(EngineError::BadRequest(format!("no candidate {index}"))),
+        }
+    }
 
     /// Frees a session early (e.g. the image was closed). Unknown ids are ignored.
     async fn close(&self, _session: &SessionId) {}

@@ -4,6 +4,7 @@
 //! and the border, then alternate colour models and a graph cut a few times, keeping
 //! only the foreground that is connected to a green click after each cut.
 
+use super::band_graph::BandGraph;
 use super::features::{self, Grid, Quant};
 use super::{MAX_SIDE, geodesic, gmm, maxflow};
 
@@ -39,6 +40,14 @@ const LOC_S: f32 = 5.0;
 const CLICK_W: f32 = 5.0;
 /// A terminal cost no cut pays: fixes a pixel's side.
 const INF: f32 = 1e7;
+/// The previous answer as a prior: the cost of flipping a pixel far (geodesically) from
+/// the new click, and the geodesic distance over which that cost builds up: `HOLD_REL`
+/// times the square root of the selection's area, kept within `HOLD_MIN..HOLD_MAX`.
+/// Near the click the cut is free to change things; far from it the old selection stays.
+const HOLD_W: f32 = 2.0;
+const HOLD_REL: f32 = 0.5;
+const HOLD_MIN: f32 = 10.0;
+const HOLD_MAX: f32 = 100.0;
 
 /// One resolution level of the pyramid with everything `segment` needs.
 pub(super) struct Level {
@@ -47,11 +56,55 @@ pub(super) struct Level {
     grid: Grid,
     /// Contrast-sensitive pairwise weight per arc (without lambda).
     pair: Vec<f32>,
-    /// Geodesic step cost per arc.
-    geo_cost: Vec<f32>,
+    /// Geodesic step costs.
+    metric: geodesic::Metric,
     quant: Quant,
     /// Geodesic distance from the image border (background evidence).
     border_dist: Vec<f32>,
+}
+
+/// What restricts a solve beyond the clicks.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Constraints<'a> {
+    pub band: Option<Band<'a>>,
+    pub hold: Option<&'a Hold>,
+    /// Solve inside this rectangle only, its outer ring background (GrabCut's box).
+    pub window: Option<Window>,
+}
+
+/// A rectangle of a level's grid, ends exclusive.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Window {
+    pub x0: usize,
+    pub y0: usize,
+    pub x1: usize,
+    pub y1: usize,
+}
+
+impl Window {
+    /// The square of half-side `r` around (`cx`, `cy`), clipped to a `w` x `h` grid.
+    pub fn around(cx: usize, cy: usize, r: usize, w: usize, h: usize) -> Window {
+        Window {
+            x0: cx.saturating_sub(r),
+            y0: cy.saturating_sub(r),
+            x1: (cx + r + 1).min(w),
+            y1: (cy + r + 1).min(h),
+        }
+    }
+
+    pub fn contains(&self, x: usize, y: usize) -> bool {
+        (self.x0..self.x1).contains(&x) && (self.y0..self.y1).contains(&y)
+    }
+
+    /// On the window's outermost rows or columns.
+    pub fn on_ring(&self, x: usize, y: usize) -> bool {
+        self.contains(x, y)
+            && (x == self.x0 || y == self.y0 || x + 1 == self.x1 || y + 1 == self.y1)
+    }
+
+    fn bounds(&self) -> (usize, usize, usize, usize) {
+        (self.x0, self.y0, self.x1, self.y1)
+    }
 }
 
 /// Labels a solve starts from where only a band is free: pixels outside `free` keep
@@ -60,6 +113,13 @@ pub(super) struct Level {
 pub(super) struct Band<'a> {
     pub labels: &'a [u8],
     pub free: &'a [bool],
+}
+
+/// The previous answer at this level, held against change away from the new click:
+/// ending on the other side of `labels[p]` costs `cost[p]`.
+pub(super) struct Hold {
+    pub labels: Vec<u8>,
+    pub cost: Vec<f32>,
 }
 
 /// The pixels under the clicks, each pinned to its side (green wins where discs overlap).
@@ -144,13 +204,14 @@ impl Level {
                 x == 0 || y == 0 || x + 1 == w || y + 1 == h
             })
             .collect();
-        let border_dist = geodesic::distances(&grid, &geo_cost, &border, 2);
+        let metric = geodesic::Metric::new(&grid, &geo_cost);
+        let border_dist = metric.distances(&border, 2);
         Level {
             w,
             h,
             grid,
             pair,
-            geo_cost,
+            metric,
             quant,
             border_dist,
         }
@@ -159,7 +220,7 @@ impl Level {
     pub fn heap_bytes(&self) -> usize {
         self.grid.heap_bytes()
             + self.pair.capacity() * 4
-            + self.geo_cost.capacity() * 4
+            + self.metric.heap_bytes()
             + self.quant.heap_bytes()
             + self.border_dist.capacity() * 4
     }
@@ -208,56 +269,135 @@ impl Level {
         out
     }
 
+    /// How firmly `labels` (this level's grid) hold against a new click at `click`
+    /// (full-resolution coordinates): free where the click is, dearer with geodesic
+    /// distance from it, so a correction changes the selection around the click.
+    pub fn hold(&self, labels: Vec<u8>, click: [f32; 2], full: (f32, f32)) -> Hold {
+        let radius = (CLICK_R * self.w.max(self.h) as f32 / MAX_SIDE as f32).max(0.5);
+        let seeds = self.pixels_near(&[click], full.0, full.1, radius);
+        let dist = self.metric.distances(&seeds, 2);
+        // The hold builds up over the selection's own scale: a correction of a small
+        // object stays near it, one of a large object may reach across it.
+        let area = labels.iter().filter(|&&l| l == 1).count() as f32;
+        let hs = (HOLD_REL * area.sqrt()).clamp(HOLD_MIN, HOLD_MAX);
+        let cost = dist
+            .iter()
+            .map(|&d| HOLD_W * (1.0 - (-d / hs).exp()))
+            .collect();
+        Hold { labels, cost }
+    }
+
     /// Graph-cut labelling (1 foreground, 0 background) at this level after `iters`
-    /// rounds of colour models and cut. With a `band`, only its free pixels may change.
+    /// rounds of colour models and cut. With a `band`, only its free pixels may change;
+    /// with a `hold`, the previous answer is the starting point and a prior.
     pub fn solve(
         &self,
         green: &[[f32; 2]],
         red: &[[f32; 2]],
         full: (f32, f32),
-        band: Option<Band>,
+        constraints: Constraints,
         iters: usize,
     ) -> Vec<u8> {
         let n = self.w * self.h;
-        let pins = self.pins(green, red, full);
-        let prior = self.geodesic_prior(&pins);
-        let mut label: Vec<u8> = match band {
-            Some(band) => band.labels.to_vec(),
-            None => prior
+        let Constraints { band, hold, window } = constraints;
+        let pins = self.pins(green, red, full, window);
+        let prior = self.geodesic_prior(&pins, window);
+        let mut label: Vec<u8> = match (band, hold) {
+            (Some(band), _) => band.labels.to_vec(),
+            (None, Some(hold)) => hold.labels.clone(),
+            (None, None) => prior
                 .toward_background
                 .iter()
                 .map(|&v| (v < 0.5) as u8)
                 .collect(),
         };
         pins.apply(&mut label);
+        // A window is a band whose outside (ring included) is pinned to background.
+        let window_band = window.map(|win| {
+            let free: Vec<bool> = (0..n)
+                .map(|p| {
+                    let (x, y) = (p % self.w, p / self.w);
+                    win.contains(x, y) && !win.on_ring(x, y)
+                })
+                .collect();
+            for (l, f) in label.iter_mut().zip(&free) {
+                *l &= *f as u8;
+            }
+            free
+        });
+        let zeros = window.map(|_| vec![0u8; n]);
+        let band = match (&window_band, &zeros) {
+            (Some(free), Some(zeros)) => Some(Band {
+                labels: zeros,
+                free,
+            }),
+            _ => band,
+        };
         let lambda = LAMBDA * self.w.max(self.h) as f32 / LAMBDA_SIDE;
-        let capacities: Vec<f32> = self.pair.iter().map(|&p| p * lambda).collect();
+        let graph = band.map(|b| BandGraph::new(&self.grid, b.free, b.labels, &self.pair));
+        let (topo, capacities, pixels): (_, Vec<f32>, Vec<usize>) = match &graph {
+            Some(g) => (
+                &g.topo,
+                g.grid_arc
+                    .iter()
+                    .map(|&a| self.pair[a as usize] * lambda)
+                    .collect(),
+                g.pixels.clone(),
+            ),
+            None => (
+                &self.grid.topo,
+                self.pair.iter().map(|&p| p * lambda).collect(),
+                (0..n).collect(),
+            ),
+        };
         let mut cut = IncrementalCut {
-            flow: maxflow::MaxFlow::new(&self.grid.topo, capacities),
-            costs: vec![(0.0, 0.0); n],
+            flow: maxflow::MaxFlow::new(topo, capacities),
+            costs: vec![(0.0, 0.0); pixels.len()],
         };
         for iteration in 0..iters {
-            let colour = self.colour_costs(&label, &prior);
+            let colour = self.colour_costs(&label, &prior, window);
             if iteration > 0 {
                 cut.flow.restart();
             }
-            for p in 0..n {
-                let (fg_cost, bg_cost) = self.pixel_costs(p, &colour, &prior, band, &pins);
-                cut.set_costs(p, fg_cost, bg_cost);
+            for (node, &p) in pixels.iter().enumerate() {
+                let (mut fg_cost, mut bg_cost) = self.pixel_costs(p, &colour, &prior, &pins);
+                if let Some(hold) = hold {
+                    if hold.labels[p] == 1 {
+                        bg_cost += hold.cost[p];
+                    } else {
+                        fg_cost += hold.cost[p];
+                    }
+                }
+                if let Some(g) = &graph {
+                    bg_cost += g.pinned_fg[node] * lambda;
+                    fg_cost += g.pinned_bg[node] * lambda;
+                }
+                cut.set_costs(node, fg_cost, bg_cost);
             }
             cut.flow.run();
-            for (p, l) in label.iter_mut().enumerate() {
-                *l = cut.flow.is_source(p) as u8;
+            for (node, &p) in pixels.iter().enumerate() {
+                label[p] = cut.flow.is_source(node) as u8;
             }
             keep_connected(&mut label, self.w, self.h, &pins.green);
         }
         label
     }
 
-    fn pins(&self, green: &[[f32; 2]], red: &[[f32; 2]], full: (f32, f32)) -> Pins {
+    fn pins(
+        &self,
+        green: &[[f32; 2]],
+        red: &[[f32; 2]],
+        full: (f32, f32),
+        window: Option<Window>,
+    ) -> Pins {
         let n = self.w * self.h;
         let radius = (CLICK_R * self.w.max(self.h) as f32 / MAX_SIDE as f32).max(0.5);
-        let green = self.pixels_near(green, full.0, full.1, radius);
+        let inside = |p: &usize| window.is_none_or(|win| win.contains(p % self.w, p / self.w));
+        let green: Vec<usize> = self
+            .pixels_near(green, full.0, full.1, radius)
+            .into_iter()
+            .filter(inside)
+            .collect();
         let mut is_green = vec![false; n];
         for &p in &green {
             is_green[p] = true;
@@ -265,7 +405,7 @@ impl Level {
         let red: Vec<usize> = self
             .pixels_near(red, full.0, full.1, radius)
             .into_iter()
-            .filter(|&p| !is_green[p])
+            .filter(|&p| !is_green[p] && inside(&p))
             .collect();
         let mut is_red = vec![false; n];
         for &p in &red {
@@ -279,14 +419,28 @@ impl Level {
         }
     }
 
-    fn geodesic_prior(&self, pins: &Pins) -> GeodesicPrior {
-        let green_dist = geodesic::distances(&self.grid, &self.geo_cost, &pins.green, 2);
+    fn geodesic_prior(&self, pins: &Pins, window: Option<Window>) -> GeodesicPrior {
+        let bounds = window.map_or((0, 0, self.w, self.h), |win| win.bounds());
+        // The two sweeps are independent: one per core.
+        let (green_dist, red_dist) = rayon::join(
+            || self.metric.distances_within(&pins.green, 2, bounds),
+            || (!pins.red.is_empty()).then(|| self.metric.distances_within(&pins.red, 2, bounds)),
+        );
         let near_green = green_dist.iter().map(|&d| (-d / LOC_S).exp()).collect();
-        // Background evidence: the border, and the red clicks where there are any.
-        let mut background_dist = self.border_dist.clone();
+        // Background evidence: the border (a window's ring), and the red clicks.
+        let mut background_dist = match window {
+            None => self.border_dist.clone(),
+            Some(win) => {
+                let ring: Vec<usize> = (win.y0..win.y1)
+                    .flat_map(|y| (win.x0..win.x1).map(move |x| (x, y)))
+                    .filter(|&(x, y)| win.on_ring(x, y))
+                    .map(|(x, y)| y * self.w + x)
+                    .collect();
+                self.metric.distances_within(&ring, 2, bounds)
+            }
+        };
         let mut near_red = vec![0f32; self.w * self.h];
-        if !pins.red.is_empty() {
-            let red_dist = geodesic::distances(&self.grid, &self.geo_cost, &pins.red, 2);
+        if let Some(red_dist) = red_dist {
             for ((bg, red), near) in background_dist
                 .iter_mut()
                 .zip(red_dist)
@@ -310,11 +464,19 @@ impl Level {
 
     /// Fits foreground and background colour models to the current labels (plus the
     /// clicks' neighbourhoods) and prices every colour bin under both.
-    fn colour_costs(&self, label: &[u8], prior: &GeodesicPrior) -> ColourCosts {
+    fn colour_costs(
+        &self,
+        label: &[u8],
+        prior: &GeodesicPrior,
+        window: Option<Window>,
+    ) -> ColourCosts {
         let bins = self.quant.mean.len();
         let mut fg_mass = vec![0f32; bins];
         let mut bg_mass = vec![0f32; bins];
         for p in 0..label.len() {
+            if window.is_some_and(|win| !win.contains(p % self.w, p / self.w)) {
+                continue;
+            }
             let b = self.quant.bin_of[p] as usize;
             if label[p] == 1 {
                 fg_mass[b] += 1.0;
@@ -342,13 +504,12 @@ impl Level {
     }
 
     /// Pixel `p`'s costs of ending foreground and background: colour (relative to the
-    /// cheaper class), geodesic prior, and the hard constraints of band and clicks.
+    /// cheaper class), geodesic prior, and the hard constraints of the clicks.
     fn pixel_costs(
         &self,
         p: usize,
         colour: &ColourCosts,
         prior: &GeodesicPrior,
-        band: Option<Band>,
         pins: &Pins,
     ) -> (f32, f32) {
         let bin = self.quant.bin_of[p] as usize;
@@ -358,15 +519,6 @@ impl Level {
         bg_cost -= cheaper;
         fg_cost += GEO_W * prior.toward_background[p] + LOC_A * prior.near_red[p];
         bg_cost += GEO_W * (1.0 - prior.toward_background[p]) + LOC_A * prior.near_green[p];
-        if let Some(band) = band
-            && !band.free[p]
-        {
-            if band.labels[p] == 1 {
-                bg_cost = INF;
-            } else {
-                fg_cost = INF;
-            }
-        }
         if pins.is_green[p] {
             bg_cost = INF;
             fg_cost = 0.0;
@@ -399,11 +551,23 @@ fn neg_log_likelihood(model: Option<&gmm::Gmm>, colour: &[f32; 3]) -> f32 {
 }
 
 /// Clears foreground pixels not 8-connected to any of `seeds`.
-fn keep_connected(label: &mut [u8], w: usize, h: usize, seeds: &[usize]) {
+pub(super) fn keep_connected(label: &mut [u8], w: usize, h: usize, seeds: &[usize]) {
+    let inside: Vec<bool> = label.iter().map(|&l| l == 1).collect();
+    let seen = flood(&inside, w, h, seeds);
+    for (l, s) in label.iter_mut().zip(seen) {
+        if !s {
+            *l = 0;
+        }
+    }
+}
+
+/// The pixels of `inside` 8-connected to any of `seeds` (seeds outside `inside` start
+/// nothing).
+pub(super) fn flood(inside: &[bool], w: usize, h: usize, seeds: &[usize]) -> Vec<bool> {
     let mut seen = vec![false; w * h];
     let mut stack: Vec<usize> = Vec::new();
     for &s in seeds {
-        if label[s] == 1 && !seen[s] {
+        if inside[s] && !seen[s] {
             seen[s] = true;
             stack.push(s);
         }
@@ -416,15 +580,11 @@ fn keep_connected(label: &mut [u8], w: usize, h: usize, seeds: &[usize]) {
                 continue;
             }
             let q = ny as usize * w + nx as usize;
-            if label[q] == 1 && !seen[q] {
+            if inside[q] && !seen[q] {
                 seen[q] = true;
                 stack.push(q);
             }
         }
     }
-    for (l, s) in label.iter_mut().zip(seen) {
-        if !s {
-            *l = 0;
-        }
-    }
+    seen
 }

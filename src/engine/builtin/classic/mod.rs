@@ -19,6 +19,7 @@
 
 #![allow(clippy::needless_range_loop)]
 
+mod band_graph;
 pub mod features;
 pub mod geodesic;
 pub mod gmm;
@@ -27,7 +28,7 @@ pub mod maxflow;
 pub mod refine;
 
 use image::{GrayImage, RgbImage};
-use level::{Band, Level};
+use level::{Band, Constraints, Level, Window};
 
 /// Long side of the working resolution.
 const MAX_SIDE: u32 = 360;
@@ -35,6 +36,41 @@ const MAX_SIDE: u32 = 360;
 const ITERS: usize = 3;
 /// Half-width of the free band of the fine solve (fine pixels).
 const BAND: usize = 8;
+/// Radius (working pixels) around a correction within which its changes must start:
+/// changed areas that do not reach it are put back as they were.
+const LOCAL_R: usize = 3;
+/// How far (relative to the square root of the selection's area, and at least
+/// `GROW_MIN` working pixels) a green correction may add to the selection.
+const GROW_REL: f32 = 1.0;
+const GROW_MIN: f32 = 12.0;
+
+/// Half-sides (working pixels at the full `MAX_SIDE` level) of the boxes around a first
+/// click in which a compact object is looked for, smallest first.
+const BOXES: [usize; 5] = [10, 20, 40, 80, 130];
+/// Graph-cut rounds of a box solve.
+const BOX_ITERS: usize = 2;
+/// A whole-image answer covering more of the image border than this, or more of the
+/// image than `FLOOD_AREA`, is a colour region that ran off, not an object.
+const FLOOD_BORDER: f32 = 0.2;
+const FLOOD_AREA: f32 = 0.5;
+/// A box answer is closed (the object fits the box) when at most this fraction of the
+/// pixels just inside the box's ring is selected.
+const CLOSED_EDGE: f32 = 0.03;
+/// A box answer smaller than this (working pixels) is only the click, not an object.
+const MIN_OBJECT: usize = 12;
+/// Candidates this similar (IoU) to a better one are not offered again.
+const SAME_CANDIDATE: f32 = 0.9;
+/// How many candidates a first click offers at most.
+const MAX_CANDIDATES: usize = 3;
+
+/// A click on top of an earlier answer: the working-resolution labels it corrects.
+#[derive(Clone, Copy)]
+pub struct Correction<'a> {
+    /// The previous answer, as returned by [`PreparedImage::labels`].
+    pub previous: &'a [u8],
+    /// The new dot, full-resolution coordinates.
+    pub at: [f32; 2],
+}
 
 /// Per-image precomputation, done once at "initialize".
 pub struct PreparedImage {
@@ -63,27 +99,221 @@ impl PreparedImage {
         }
     }
 
-    /// Cheap step, called after every click with all dots so far.
+    /// Cheap step: the mask for all dots so far, with no earlier answer to build on.
     pub fn segment(&self, green: &[[f32; 2]], red: &[[f32; 2]]) -> GrayImage {
-        let (fw, fh) = (self.full.width(), self.full.height());
-        if green.is_empty() || fw == 0 || fh == 0 {
-            return GrayImage::new(fw, fh);
-        }
-        let label = self.segment_working(green, red);
-        refine::upsample_refine(&self.full, self.fine.w, self.fine.h, &label, &self.rgb)
+        self.render(&self.labels(green, red, None))
     }
 
-    /// Labels (0/1) at working resolution: coarse solve, then a banded fine solve.
-    fn segment_working(&self, green: &[[f32; 2]], red: &[[f32; 2]]) -> Vec<u8> {
+    /// The full-resolution alpha mask of working-resolution `labels`.
+    pub fn render(&self, labels: &[u8]) -> GrayImage {
+        let (fw, fh) = (self.full.width(), self.full.height());
+        if fw == 0 || fh == 0 || labels.len() != self.fine.w * self.fine.h {
+            return GrayImage::new(fw, fh);
+        }
+        refine::upsample_refine(&self.full, self.fine.w, self.fine.h, labels, &self.rgb)
+    }
+
+    /// Labels (0/1) at working resolution: coarse solve, then a banded fine solve. With a
+    /// `correction`, the previous answer is the prior and only changes that reach the new
+    /// dot are kept.
+    pub fn labels(
+        &self,
+        green: &[[f32; 2]],
+        red: &[[f32; 2]],
+        correction: Option<Correction>,
+    ) -> Vec<u8> {
+        let n = self.fine.w * self.fine.h;
+        if green.is_empty() || n == 0 {
+            return vec![0; n];
+        }
+        let correction = correction.filter(|c| c.previous.len() == n);
         let full = (self.full.width() as f32, self.full.height() as f32);
-        let coarse_labels = self.coarse.solve(green, red, full, None, ITERS);
+        // The fine level's hold does not depend on the coarse answer: build it meanwhile.
+        let (coarse_labels, fine_hold) = rayon::join(
+            || {
+                let hold = correction.map(|c| {
+                    self.coarse
+                        .hold(self.downsample_fine(c.previous), c.at, full)
+                });
+                let constraints = Constraints {
+                    hold: hold.as_ref(),
+                    ..Default::default()
+                };
+                self.coarse.solve(green, red, full, constraints, ITERS)
+            },
+            || correction.map(|c| self.fine.hold(c.previous.to_vec(), c.at, full)),
+        );
         let labels = self.upsample_coarse(&coarse_labels);
         let free = self.fine_band(&labels, green, red, full);
         let band = Band {
             labels: &labels,
             free: &free,
         };
-        self.fine.solve(green, red, full, Some(band), 1)
+        let constraints = Constraints {
+            band: Some(band),
+            hold: fine_hold.as_ref(),
+            window: None,
+        };
+        let mut out = self.fine.solve(green, red, full, constraints, 1);
+        if let Some(c) = correction {
+            self.keep_local_changes(&mut out, c, green, full);
+        }
+        out
+    }
+
+    /// The answers to a first click, best first: the whole-image cut, unless it ran off
+    /// into a large colour region; then the cut inside the smallest box around the click
+    /// that stays clear of the box's edge wins, if it holds more than the click. The
+    /// others follow as runner-ups. `all` computes every runner-up; otherwise the work
+    /// stops at the first closed box.
+    pub fn first_click(&self, green: &[[f32; 2]], red: &[[f32; 2]], all: bool) -> Vec<Vec<u8>> {
+        let whole = self.labels(green, red, None);
+        let n = whole.len();
+        if n == 0 || green.len() != 1 {
+            return vec![whole];
+        }
+        let flood = self.looks_like_flood(&whole);
+        if !flood && !all {
+            return vec![whole];
+        }
+        let full = (self.full.width() as f32, self.full.height() as f32);
+        let f = &self.fine;
+        let Some(&click) = f.pixels_near(green, full.0, full.1, 0.5).first() else {
+            return vec![whole];
+        };
+        let scale = f.w.max(f.h) as f32 / MAX_SIDE as f32;
+        let mut boxes: Vec<(Window, Vec<u8>)> = Vec::new();
+        for half in BOXES {
+            let r = ((half as f32 * scale).round() as usize).max(3);
+            let win = Window::around(click % f.w, click / f.w, r, f.w, f.h);
+            if boxes.last().is_some_and(|(w, _)| *w == win) {
+                continue;
+            }
+            let constraints = Constraints {
+                window: Some(win),
+                ..Default::default()
+            };
+            let labels = f.solve(green, red, full, constraints, BOX_ITERS);
+            // The smallest closed box decides: when it holds only the click, the
+            // whole-image cut stands (larger boxes are runner-ups).
+            let closed = self.is_closed(&labels, win);
+            boxes.push((win, labels));
+            if flood && !all && closed {
+                break;
+            }
+        }
+        let mut ranked: Vec<Vec<u8>> = Vec::new();
+        let closed_boxes: Vec<Vec<u8>> = boxes
+            .into_iter()
+            .filter(|(win, l)| {
+                self.is_closed(l, *win) && l.iter().filter(|&&v| v == 1).count() >= MIN_OBJECT
+            })
+            .map(|(_, l)| l)
+            .collect();
+        if flood {
+            ranked.extend(closed_boxes);
+            ranked.push(whole);
+        } else {
+            ranked.push(whole);
+            ranked.extend(closed_boxes.into_iter().rev());
+        }
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        for c in ranked {
+            if out.len() < MAX_CANDIDATES && out.iter().all(|o| iou(o, &c) < SAME_CANDIDATE) {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// Whether whole-image `labels` look like a colour region that ran off rather than
+    /// an object: most of the picture, or much of its border.
+    fn looks_like_flood(&self, labels: &[u8]) -> bool {
+        let f = &self.fine;
+        let area = labels.iter().filter(|&&v| v == 1).count() as f32 / labels.len() as f32;
+        let border: Vec<usize> = (0..f.w * f.h)
+            .filter(|&p| {
+                let (x, y) = (p % f.w, p / f.w);
+                x == 0 || y == 0 || x + 1 == f.w || y + 1 == f.h
+            })
+            .collect();
+        let on_border =
+            border.iter().filter(|&&p| labels[p] == 1).count() as f32 / border.len().max(1) as f32;
+        on_border > FLOOD_BORDER || area > FLOOD_AREA
+    }
+
+    /// Whether a box answer stays clear of its box: few selected pixels just inside the
+    /// ring (where the box meets the image border, the object may touch it).
+    fn is_closed(&self, labels: &[u8], win: Window) -> bool {
+        let f = &self.fine;
+        let inner = Window {
+            x0: win.x0 + 1,
+            y0: win.y0 + 1,
+            x1: win.x1.saturating_sub(1),
+            y1: win.y1.saturating_sub(1),
+        };
+        let (mut edge, mut selected) = (0usize, 0usize);
+        for y in inner.y0..inner.y1 {
+            for x in inner.x0..inner.x1 {
+                let at_image_border = x == 1 || y == 1 || x + 2 == f.w || y + 2 == f.h;
+                if inner.on_ring(x, y) && !at_image_border {
+                    edge += 1;
+                    selected += labels[y * f.w + x] as usize;
+                }
+            }
+        }
+        edge > 0 && (selected as f32) <= CLOSED_EDGE * edge as f32
+    }
+
+    /// Puts back every changed area that does not reach the corrected dot, then drops
+    /// foreground no green dot reaches.
+    fn keep_local_changes(
+        &self,
+        labels: &mut [u8],
+        correction: Correction,
+        green: &[[f32; 2]],
+        full: (f32, f32),
+    ) {
+        let f = &self.fine;
+        let changed: Vec<bool> = labels
+            .iter()
+            .zip(correction.previous)
+            .map(|(a, b)| a != b)
+            .collect();
+        let near = f.pixels_near(&[correction.at], full.0, full.1, LOCAL_R as f32);
+        let reached = level::flood(&changed, f.w, f.h, &near);
+        // A green click grows the selection by about its own size at most: further
+        // growth is colour running off into the background.
+        let area = correction.previous.iter().filter(|&&l| l == 1).count() as f32;
+        let reach = (GROW_REL * area.sqrt()).max(GROW_MIN * f.w.max(f.h) as f32 / MAX_SIDE as f32);
+        let (cx, cy) = (
+            correction.at[0] * f.w as f32 / full.0.max(1.0),
+            correction.at[1] * f.h as f32 / full.1.max(1.0),
+        );
+        for p in 0..labels.len() {
+            let (x, y) = ((p % f.w) as f32 + 0.5, (p / f.w) as f32 + 0.5);
+            let too_far =
+                labels[p] == 1 && correction.previous[p] == 0 && (x - cx).hypot(y - cy) > reach;
+            if changed[p] && (!reached[p] || too_far) {
+                labels[p] = correction.previous[p];
+            }
+        }
+        let seeds = f.pixels_near(green, full.0, full.1, 0.5);
+        level::keep_connected(labels, f.w, f.h, &seeds);
+    }
+
+    /// Nearest-neighbour downsample of working-resolution labels to the coarse level.
+    fn downsample_fine(&self, fine_labels: &[u8]) -> Vec<u8> {
+        let (c, f) = (&self.coarse, &self.fine);
+        let mut labels = vec![0u8; c.w * c.h];
+        for cy in 0..c.h {
+            let y = ((2 * cy + 1) * f.h / (2 * c.h)).min(f.h - 1);
+            for cx in 0..c.w {
+                let x = ((2 * cx + 1) * f.w / (2 * c.w)).min(f.w - 1);
+                labels[cy * c.w + cx] = fine_labels[y * f.w + x];
+            }
+        }
+        labels
     }
 
     /// Nearest-neighbour upsample of coarse labels to the working resolution.
@@ -134,6 +364,20 @@ impl PreparedImage {
             + self.rgb.capacity() * 4
             + self.fine.heap_bytes()
             + self.coarse.heap_bytes()
+    }
+}
+
+/// Intersection over union of two 0/1 labellings.
+fn iou(a: &[u8], b: &[u8]) -> f32 {
+    let (mut inter, mut union) = (0usize, 0usize);
+    for (&x, &y) in a.iter().zip(b) {
+        inter += (x & y) as usize;
+        union += (x | y) as usize;
+    }
+    if union == 0 {
+        1.0
+    } else {
+        inter as f32 / union as f32
     }
 }
 
