@@ -164,6 +164,20 @@ def overlay(img_bytes, mask):
     return out
 
 
+def contact_sheet(out, cols=3):
+    """All previews on one page, for a quick look at every sample."""
+    paths = sorted(p for p in os.listdir(os.path.join(out, "preview")) if p.startswith("oi_"))
+    tiles = [Image.open(os.path.join(out, "preview", p)) for p in paths]
+    for t in tiles:
+        t.thumbnail((700, 350))
+    w = max(t.size[0] for t in tiles)
+    h = max(t.size[1] for t in tiles)
+    sheet = Image.new("RGB", (cols * w, -(-len(tiles) // cols) * h), "white")
+    for k, t in enumerate(tiles):
+        sheet.paste(t, ((k % cols) * w, (k // cols) * h))
+    sheet.save(os.path.join(out, "preview", "_sheet.jpg"), quality=85)
+
+
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
@@ -238,6 +252,7 @@ def main():
     if not per_image:
         sys.exit("no Open Images image/mask pairs found in the given sources")
     rows = write_set(per_image, args.out, args.all_instances)
+    contact_sheet(args.out)
     write_manifest(rows, os.path.join(args.out, "manifest.tsv"))
     if args.manifest:
         write_manifest(rows, args.manifest)
