@@ -2,19 +2,24 @@
 """Rebuild the development set for the built-in engine (issue 11) from fetched snapshots.
 
 The set is evaluation data only: it is written OUTSIDE the repository (default /work/devset)
-and never committed. Input is one or more public snapshots that vendor Open Images
-segmentation data (an image `<ImageID>.jpg` next to mask files
-`<ImageID>_<LabelName without slashes>_<BoxID>.png`), given as a bare git directory with an
-optional `@<commit>` (the files may live only in an old commit), or as a plain directory.
+and never committed. Two kinds of public snapshot are read, each given as a bare git
+directory with an optional `@<commit>` (the files may live only in an old commit), or as a
+plain directory:
+- positional SOURCEs vendoring Open Images segmentation data (an image `<ImageID>.jpg` next
+  to mask files `<ImageID>_<LabelName without slashes>_<BoxID>.png`);
+- `--coco128` snapshots vendoring Ultralytics' coco128-seg (COCO train2017 images with
+  YOLO-seg polygons; see coco128.py for the format and the choice of instance).
 
 Everything is deterministic: sources are read in command-line order, files in sorted path
-order, and the instance kept for an image is chosen by a fixed ranking (see `rank`).
-Images are copied byte for byte (published resolution, no EXIF rotation, no re-encoding);
-masks are the published human masks, resized to the image size (Open Images ships masks at
-the original Flickr resolution, images at <= 1024 px) and written as 8-bit 0/255 PNG.
+order, and the instance kept for an image is chosen by a fixed ranking (see `rank` and
+coco128.choose). Images are copied byte for byte (published resolution, no EXIF rotation, no
+re-encoding); Open Images masks are resized to the image size (they ship at the original
+Flickr resolution, images at <= 1024 px), COCO polygons are rasterised at the image size;
+masks are written as 8-bit 0/255 PNG.
 
 Usage:
-  build.py [--out DIR] [--manifest PATH] [--all-instances] SOURCE[@COMMIT] [SOURCE ...]
+  build.py [--out DIR] [--manifest PATH] [--all-instances] [--coco128 SNAP[@COMMIT]] \
+      [OI_SOURCE[@COMMIT] ...]
 """
 
 import argparse
@@ -28,6 +33,9 @@ import sys
 
 import numpy as np
 from PIL import Image
+
+sys.dont_write_bytecode = True  # keep tools/devset free of __pycache__
+import coco128  # noqa: E402
 
 IMAGE_RE = re.compile(r"(?:^|/)([0-9a-f]{16})\.jpe?g$")
 MASK_RE = re.compile(r"(?:^|/)([0-9a-f]{16})_([mg][0-9a-z_]+)_([0-9a-f]{8})\.png$")
@@ -164,53 +172,76 @@ def overlay(img_bytes, mask):
     return out
 
 
-def contact_sheet(out, cols=3):
-    """All previews on one page, for a quick look at every sample."""
-    paths = sorted(p for p in os.listdir(os.path.join(out, "preview")) if p.startswith("oi_"))
-    tiles = [Image.open(os.path.join(out, "preview", p)) for p in paths]
-    for t in tiles:
-        t.thumbnail((700, 350))
-    w = max(t.size[0] for t in tiles)
-    h = max(t.size[1] for t in tiles)
-    sheet = Image.new("RGB", (cols * w, -(-len(tiles) // cols) * h), "white")
-    for k, t in enumerate(tiles):
-        sheet.paste(t, ((k % cols) * w, (k // cols) * h))
-    sheet.save(os.path.join(out, "preview", "_sheet.jpg"), quality=85)
+def contact_sheet(out, cols=4, rows=6):
+    """All previews, `cols` x `rows` per page (preview/_sheet_NN.jpg), for a quick look."""
+    prev = os.path.join(out, "preview")
+    paths = sorted(p for p in os.listdir(prev) if not p.startswith("_"))
+    per_page = cols * rows
+    for page in range(-(-len(paths) // per_page)):
+        tiles = [Image.open(os.path.join(prev, p))
+                 for p in paths[page * per_page:(page + 1) * per_page]]
+        for t in tiles:
+            t.thumbnail((480, 240))
+        w = max(t.size[0] for t in tiles)
+        h = max(t.size[1] for t in tiles)
+        sheet = Image.new("RGB", (cols * w, -(-len(tiles) // cols) * h), "white")
+        for k, t in enumerate(tiles):
+            sheet.paste(t, ((k % cols) * w, (k // cols) * h))
+        sheet.save(os.path.join(prev, f"_sheet_{page + 1:02d}.jpg"), quality=85)
 
 
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def write_set(per_image, out, all_instances):
-    for sub in ("images", "masks", "preview"):
-        shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
-        os.makedirs(os.path.join(out, sub))
-    rows = []
+def oi_samples(per_image, all_instances):
+    """Open Images candidates -> build-ready samples (one per image, or every instance)."""
+    out = []
     for iid in sorted(per_image):
         entry = per_image[iid]
         chosen = entry["cands"] if all_instances else entry["cands"][:1]
         for c in chosen:
-            stem = f"oi_{iid}_{c['box']}"
-            with open(os.path.join(out, "images", stem + ".jpg"), "wb") as f:
-                f.write(entry["img_bytes"])
-            buf = io.BytesIO()
-            Image.fromarray(c["mask"].astype(np.uint8) * 255, "L").save(buf, "PNG")
-            with open(os.path.join(out, "masks", stem + ".png"), "wb") as f:
-                f.write(buf.getvalue())
-            overlay(entry["img_bytes"], c["mask"]).save(
-                os.path.join(out, "preview", stem + ".jpg"), quality=85)
-            w, h = entry["size"]
-            rows.append([stem, f"{entry['src'].label}:{entry['img_rel']}", iid, c["mask_rel"],
-                         c["mid"], c["cls"], f"{c['area']:.6f}", str(c["touches_border"]),
-                         str(w), str(h), IMAGE_LICENCE, MASK_LICENCE, "unknown",
-                         sha256(entry["img_bytes"]), sha256(buf.getvalue())])
+            out.append({
+                "stem": f"oi_{iid}_{c['box']}", "src_label": entry["src"].label,
+                "img_rel": entry["img_rel"], "img_bytes": entry["img_bytes"],
+                "size": entry["size"], "mask": c["mask"], "image_id": iid,
+                "annotation": c["mask_rel"], "label_id": c["mid"], "cls": c["cls"],
+                "area": c["area"], "touches_border": c["touches_border"],
+                "kind": "small" if c["area"] < coco128.SMALL_RANGE[1] else "large",
+                "licence_image": IMAGE_LICENCE, "licence_mask": MASK_LICENCE,
+            })
+    return out
+
+
+def write_set(samples, out):
+    """Images byte for byte, masks as 0/255 PNG, previews; returns the manifest rows."""
+    for sub in ("images", "masks", "preview"):
+        shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
+        os.makedirs(os.path.join(out, sub))
+    rows = []
+    for s in sorted(samples, key=lambda s: s["stem"]):
+        stem = s["stem"]
+        with open(os.path.join(out, "images", stem + ".jpg"), "wb") as f:
+            f.write(s["img_bytes"])
+        buf = io.BytesIO()
+        Image.fromarray(s["mask"].astype(np.uint8) * 255, "L").save(buf, "PNG")
+        with open(os.path.join(out, "masks", stem + ".png"), "wb") as f:
+            f.write(buf.getvalue())
+        overlay(s["img_bytes"], s["mask"]).save(
+            os.path.join(out, "preview", stem + ".jpg"), quality=85)
+        w, h = s["size"]
+        rows.append([stem, f"{s['src_label']}:{s['img_rel']}", s["image_id"], s["annotation"],
+                     s["label_id"], s["cls"], s["kind"], f"{s['area']:.6f}",
+                     str(s["touches_border"]), str(w), str(h), s["licence_image"],
+                     s["licence_mask"], "unknown", sha256(s["img_bytes"]),
+                     sha256(buf.getvalue())])
     return rows
 
 
-HEADER = ["stem", "source", "oi_image_id", "mask_file", "label_mid", "class", "area_frac",
+HEADER = ["stem", "source", "image_id", "annotation", "label_id", "class", "kind", "area_frac",
           "touches_border", "width", "height", "licence_image", "licence_mask", "author",
           "sha256_image", "sha256_mask"]
+COL = {name: k for k, name in enumerate(HEADER)}
 
 
 def write_manifest(rows, path):
@@ -221,8 +252,15 @@ def write_manifest(rows, path):
 
 
 def report(rows):
-    print(f"\n{len(rows)} samples from {len({r[2] for r in rows})} distinct images")
-    areas = [float(r[6]) for r in rows]
+    """Counts, area histogram and classes, overall and per source kind."""
+    print(f"\n{len(rows)} samples from {len({r[COL['source']] for r in rows})} distinct images")
+    for prefix in ("oi_", "coco_"):
+        part = [r for r in rows if r[0].startswith(prefix)]
+        if part:
+            kinds = {k: sum(r[COL["kind"]] == k for r in part) for k in ("small", "large")}
+            print(f"  {prefix[:-1]}: {len(part)} samples ({kinds['small']} small, "
+                  f"{kinds['large']} medium/large)")
+    areas = [float(r[COL["area_frac"]]) for r in rows]
     lo = 0.0
     for hi in HIST_EDGES:
         n = sum(lo <= a < hi for a in areas)
@@ -230,28 +268,37 @@ def report(rows):
         lo = hi
     classes = {}
     for r in rows:
-        classes[r[5]] = classes.get(r[5], 0) + 1
-    print("  classes: " + ", ".join(f"{k} {v}" for k, v in sorted(classes.items())))
-    print(f"  cut by the border: {sum(r[7] == '1' for r in rows)}")
+        classes[r[COL["class"]]] = classes.get(r[COL["class"]], 0) + 1
+    print("  classes: " + ", ".join(f"{k} {v}" for k, v in
+                                    sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))))
+    print(f"  cut by the border: {sum(r[COL['touches_border']] == '1' for r in rows)}")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("sources", nargs="+", help="snapshot git dir[@commit] or plain directory")
+    ap.add_argument("sources", nargs="*", help="Open Images snapshot: git dir[@commit] or directory")
+    ap.add_argument("--coco128", action="append", default=[], metavar="SNAPSHOT[@COMMIT]",
+                    help="a snapshot vendoring Ultralytics coco128-seg (repeatable)")
     ap.add_argument("--out", default="/work/devset")
     ap.add_argument("--manifest", help="also write the manifest here (e.g. tools/devset/manifest.tsv)")
     ap.add_argument("--all-instances", action="store_true",
-                    help="one sample per eligible instance instead of one per image")
+                    help="Open Images: one sample per eligible instance instead of one per image")
     ap.add_argument("--min-area", type=float, default=0.001)
     ap.add_argument("--max-area", type=float, default=0.60)
     ap.add_argument("--min-side", type=int, default=300)
     args = ap.parse_args()
 
-    sources = [Source(s) for s in args.sources]
-    per_image = collect(sources, args.min_area, args.max_area, args.min_side)
-    if not per_image:
-        sys.exit("no Open Images image/mask pairs found in the given sources")
-    rows = write_set(per_image, args.out, args.all_instances)
+    samples = oi_samples(collect([Source(s) for s in args.sources], args.min_area,
+                                 args.max_area, args.min_side), args.all_instances)
+    seen = set()
+    for spec in args.coco128:
+        for s in coco128.samples(Source(spec), args.min_area, args.max_area, args.min_side):
+            if s["image_id"] not in seen:  # an image met twice keeps its first source
+                seen.add(s["image_id"])
+                samples.append(s)
+    if not samples:
+        sys.exit("no image/mask pairs found in the given sources")
+    rows = write_set(samples, args.out)
     contact_sheet(args.out)
     write_manifest(rows, os.path.join(args.out, "manifest.tsv"))
     if args.manifest:
