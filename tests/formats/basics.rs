@@ -2,17 +2,15 @@
 
 use std::io::Cursor;
 
-mod common;
-
+use crate::common::{self, exif_with_orientation};
 use aicut::imageio::{self, DecodeLimits, ImageLoadError};
-use common::exif_with_orientation;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::imageops;
 use image::{DynamicImage, ImageEncoder, ImageFormat, Rgb, RgbImage};
 
 /// A 24x16 picture of four flat, distinct quadrants: any flip or turn changes it.
-fn reference() -> RgbImage {
+pub fn reference() -> RgbImage {
     RgbImage::from_fn(24, 16, |x, y| match (x < 12, y < 8) {
         (true, true) => Rgb([230, 20, 20]),
         (false, true) => Rgb([20, 200, 30]),
@@ -22,7 +20,7 @@ fn reference() -> RgbImage {
 }
 
 /// The stored pixels that EXIF `orientation` turns into `displayed`.
-fn stored_for(displayed: &RgbImage, orientation: u16) -> RgbImage {
+pub fn stored_for(displayed: &RgbImage, orientation: u16) -> RgbImage {
     let transpose = |p: &RgbImage| imageops::flip_horizontal(&imageops::rotate90(p));
     match orientation {
         1 => displayed.clone(),
@@ -41,7 +39,8 @@ fn encode(img: &RgbImage, format: ImageFormat, orientation: u16) -> Vec<u8> {
     encode_with_exif(img, format, exif_with_orientation(orientation))
 }
 
-/// PNG or JPEG (quality 100) carrying the given EXIF block.
+/// PNG, JPEG (quality 100), lossless WebP or TIFF carrying the given EXIF block (TIFF:
+/// its own Orientation tag, read from the block's first entry).
 fn encode_with_exif(img: &RgbImage, format: ImageFormat, exif: Vec<u8>) -> Vec<u8> {
     let mut out = Vec::new();
     match format {
@@ -67,6 +66,29 @@ fn encode_with_exif(img: &RgbImage, format: ImageFormat, exif: Vec<u8>) -> Vec<u
             )
             .unwrap();
         }
+        ImageFormat::WebP => {
+            let mut enc = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
+            enc.set_exif_metadata(exif).unwrap();
+            enc.write_image(
+                img.as_raw(),
+                img.width(),
+                img.height(),
+                image::ExtendedColorType::Rgb8,
+            )
+            .unwrap();
+        }
+        ImageFormat::Tiff => {
+            let orientation = u16::from_le_bytes([exif[18], exif[19]]);
+            let mut cursor = Cursor::new(&mut out);
+            let mut enc = tiff::encoder::TiffEncoder::new(&mut cursor).unwrap();
+            let mut tif = enc
+                .new_image::<tiff::encoder::colortype::RGB8>(img.width(), img.height())
+                .unwrap();
+            tif.encoder()
+                .write_tag(tiff::tags::Tag::Orientation, orientation)
+                .unwrap();
+            tif.write_data(img.as_raw()).unwrap();
+        }
         _ => unreachable!(),
     }
     out
@@ -83,7 +105,12 @@ fn max_channel_diff(a: &image::RgbaImage, b: &RgbImage) -> u8 {
 #[test]
 fn all_eight_exif_orientations_decode_to_the_same_grid() {
     let want = reference();
-    for (format, tolerance) in [(ImageFormat::Png, 0u8), (ImageFormat::Jpeg, 40)] {
+    for (format, tolerance) in [
+        (ImageFormat::Png, 0u8),
+        (ImageFormat::Jpeg, 40),
+        (ImageFormat::WebP, 0),
+        (ImageFormat::Tiff, 0),
+    ] {
         for o in 1..=8u16 {
             let stored = stored_for(&want, o);
             if o >= 5 {

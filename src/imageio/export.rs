@@ -1,0 +1,206 @@
+//! The cut-out as a file: full size or trimmed to the subject, the selection alone as a
+//! grey mask, PNG at the source's depth with its ICC profile, or lossless WebP.
+
+use std::path::Path;
+
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::codecs::webp::WebPEncoder;
+use image::{ExtendedColorType, GrayImage, ImageEncoder, RgbaImage, imageops};
+use serde::{Deserialize, Serialize};
+
+use super::{LoadedImage, Rgba16Image};
+
+/// The container written; chosen by the output's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ExportFormat {
+    /// PNG, 16 bits a channel for 16-bit sources, with the source's ICC profile.
+    #[default]
+    Png,
+    /// Lossless WebP with alpha (8 bits a channel), with the source's ICC profile.
+    WebP,
+}
+
+impl ExportFormat {
+    /// The format for an output path, or a message naming what aicut writes.
+    pub fn from_path(path: &Path) -> Result<Self, String> {
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("png") => Ok(ExportFormat::Png),
+            Some("webp") => Ok(ExportFormat::WebP),
+            _ => Err(format!(
+                "cannot write {}: aicut saves cut-outs as .png or .webp",
+                path.display()
+            )),
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Png => "png",
+            ExportFormat::WebP => "webp",
+        }
+    }
+}
+
+/// What to write besides the format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExportOptions {
+    /// Crop to the selected pixels plus this margin (clamped to the image).
+    pub trim: Option<u32>,
+    /// Write the selection itself as a grey image (white = keep) instead of the cut-out.
+    pub mask_only: bool,
+}
+
+/// Encodes the export of `image` under `mask` (same size) as `format` asks.
+pub fn export_cutout(
+    image: &LoadedImage,
+    mask: &GrayImage,
+    format: ExportFormat,
+    options: ExportOptions,
+) -> Result<Vec<u8>, String> {
+    if mask.dimensions() != (image.width(), image.height()) {
+        return Err("the selection does not match the image size".into());
+    }
+    let (x, y, w, h) = match options.trim {
+        Some(margin) => trim_bounds(mask, margin)
+            .ok_or("nothing is selected, so there is nothing to trim to")?,
+        None => (0, 0, image.width(), image.height()),
+    };
+    let crop = |m: &GrayImage| imageops::crop_imm(m, x, y, w, h).to_image();
+    let mask = if options.trim.is_some() {
+        std::borrow::Cow::Owned(crop(mask))
+    } else {
+        std::borrow::Cow::Borrowed(mask)
+    };
+    let icc = image.icc_profile().map(<[u8]>::to_vec);
+    if options.mask_only {
+        return encode(format, mask.as_raw(), w, h, ExtendedColorType::L8, None);
+    }
+    match (format, image.deep_pixels()) {
+        (ExportFormat::Png, Some(deep)) => {
+            let deep = imageops::crop_imm(deep, x, y, w, h).to_image();
+            let cut = compose_cutout16(&deep, &mask);
+            let bytes: Vec<u8> = cut.as_raw().iter().flat_map(|v| v.to_ne_bytes()).collect();
+            encode(format, &bytes, w, h, ExtendedColorType::Rgba16, icc)
+        }
+        _ => {
+            let px = imageops::crop_imm(image.pixels(), x, y, w, h).to_image();
+            let cut = compose_cutout(&px, &mask);
+            encode(format, cut.as_raw(), w, h, ExtendedColorType::Rgba8, icc)
+        }
+    }
+}
+
+fn encode(
+    format: ExportFormat,
+    data: &[u8],
+    w: u32,
+    h: u32,
+    color: ExtendedColorType,
+    icc: Option<Vec<u8>>,
+) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(data.len() / 3);
+    let result = match format {
+        ExportFormat::Png => {
+            let mut enc =
+                PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive);
+            if let Some(icc) = icc {
+                enc.set_icc_profile(icc).map_err(|e| e.to_string())?;
+            }
+            enc.write_image(data, w, h, color)
+        }
+        ExportFormat::WebP => {
+            let mut enc = WebPEncoder::new_lossless(&mut out);
+            if let Some(icc) = icc {
+                enc.set_icc_profile(icc).map_err(|e| e.to_string())?;
+            }
+            // The WebP encoder takes grey only as RGB.
+            let expanded;
+            let (data, color) = if color == ExtendedColorType::L8 {
+                expanded = data.iter().flat_map(|&v| [v, v, v]).collect::<Vec<u8>>();
+                (&expanded[..], ExtendedColorType::Rgb8)
+            } else {
+                (data, color)
+            };
+            enc.write_image(data, w, h, color)
+        }
+    };
+    result.map_err(|e| format!("could not encode the {format:?} file: {e}"))?;
+    Ok(out)
+}
+
+/// The smallest rectangle (x, y, width, height) holding every pixel the mask selects at
+/// all, grown by `margin` on each side and clamped to the image; None when nothing is.
+pub fn trim_bounds(mask: &GrayImage, margin: u32) -> Option<(u32, u32, u32, u32)> {
+    let (w, h) = mask.dimensions();
+    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+    for (y, row) in mask.as_raw().chunks_exact(w.max(1) as usize).enumerate() {
+        let Some(first) = row.iter().position(|&v| v > 0) else {
+            continue;
+        };
+        let last = row.iter().rposition(|&v| v > 0).unwrap_or(first);
+        x0 = x0.min(first as u32);
+        x1 = x1.max(last as u32);
+        y0 = y0.min(y as u32);
+        y1 = y as u32;
+    }
+    if x0 == u32::MAX {
+        return None;
+    }
+    let (x0, y0) = (x0.saturating_sub(margin), y0.saturating_sub(margin));
+    let x1 = x1.saturating_add(margin).min(w - 1);
+    let y1 = y1.saturating_add(margin).min(h - 1);
+    Some((x0, y0, x1 - x0 + 1, y1 - y0 + 1))
+}
+
+/// Encodes RGBA pixels as PNG. Fast compression: these files are written on every click.
+pub fn encode_png(img: &RgbaImage) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(img.as_raw().len() / 4);
+    PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive)
+        .write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            ExtendedColorType::Rgba8,
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// The cut-out: the image's colours with the mask as alpha (times any alpha it had).
+pub fn compose_cutout(image: &RgbaImage, mask: &GrayImage) -> RgbaImage {
+    let mut out = image.clone();
+    for (px, m) in out.pixels_mut().zip(mask.pixels()) {
+        px.0[3] = ((px.0[3] as u16 * m.0[0] as u16 + 127) / 255) as u8;
+    }
+    out
+}
+
+/// [`compose_cutout`] at 16 bits: the colours keep every bit, alpha is the source's
+/// alpha times the 8-bit mask.
+fn compose_cutout16(image: &Rgba16Image, mask: &GrayImage) -> Rgba16Image {
+    let mut out = image.clone();
+    for (px, m) in out.pixels_mut().zip(mask.pixels()) {
+        px.0[3] = ((px.0[3] as u32 * m.0[0] as u32 + 127) / 255) as u16;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trim_bounds_hold_the_selection_plus_margin_clamped() {
+        let mut m = GrayImage::new(20, 10);
+        assert_eq!(trim_bounds(&m, 3), None);
+        m.put_pixel(5, 4, image::Luma([1]));
+        m.put_pixel(8, 6, image::Luma([255]));
+        assert_eq!(trim_bounds(&m, 0), Some((5, 4, 4, 3)));
+        assert_eq!(trim_bounds(&m, 2), Some((3, 2, 8, 7)));
+        assert_eq!(trim_bounds(&m, 100), Some((0, 0, 20, 10)));
+    }
+}
