@@ -11,7 +11,7 @@ use super::engine_link::SessionState;
 use super::messages::BannerAction;
 use super::panels::PathEntry;
 use super::pictures::Pictures;
-use super::tasks::{Decoded, LayerImage, TaskResult, Tasks};
+use super::tasks::{Decoded, LayerImage, SaveJob, TaskResult, Tasks};
 use super::{App, OpenImage};
 
 /// Background file work and where it stands.
@@ -90,27 +90,41 @@ impl App {
         self.files.tasks.pick_save_path(proposed);
     }
 
-    /// Next to the open image, named after it.
+    /// Next to the open image, named after it and the save options.
     fn proposed_output(&self) -> PathBuf {
+        let options = &self.settings.save;
         let Some(open) = &self.open else {
-            return PathBuf::from("cutout.png");
+            return options.proposed_path(Path::new("image"));
         };
         let image = open.doc.image();
         match &image.path {
-            Some(p) => imageio::default_output_path(p),
-            None => imageio::default_output_path(Path::new(&image.name)),
+            Some(p) => options.proposed_path(p),
+            None => options.proposed_path(Path::new(&image.name)),
         }
     }
 
+    /// Writes the cut-out (or mask) in the background; the extension picks the format.
     pub(super) fn save_to(&mut self, mut path: PathBuf) {
         let Some(open) = &self.open else { return };
         let Some(mask) = open.doc.mask() else { return };
+        let options = self.settings.save;
         if path.extension().is_none() {
-            path.set_extension("png");
+            path.set_extension(options.format.extension());
         }
+        let format = match imageio::ExportFormat::from_path(&path) {
+            Ok(f) => f,
+            Err(e) => return self.toast(e, true),
+        };
         self.files.saving = true;
         let image = open.doc.image().clone();
-        self.files.tasks.save(image, mask.clone(), path);
+        let job = SaveJob {
+            image,
+            mask: mask.clone(),
+            path,
+            format,
+            options: options.export_options(),
+        };
+        self.files.tasks.save(job);
     }
 
     pub(super) fn toast(&mut self, text: impl Into<String>, error: bool) {
@@ -184,16 +198,7 @@ impl App {
 
     /// No save dialog could open: the path box, with a proposed file.
     fn ask_save_path(&mut self, note: &str) {
-        let proposed = match &self.open {
-            Some(open) => open
-                .doc
-                .image()
-                .path
-                .as_deref()
-                .map(imageio::default_output_path),
-            None => None,
-        }
-        .unwrap_or_else(|| PathBuf::from("cutout.png"));
+        let proposed = self.proposed_output();
         let note = format!("{note}. Type where to save the cut-out:");
         let entry = PathEntry::new(true, note).with_text(proposed.display().to_string());
         self.windows.path_entry = Some(entry);

@@ -52,7 +52,7 @@ use view::View;
 
 pub use engine_link::SessionState;
 pub use panels::PathEntry;
-pub use settings::{Settings, ViewMode};
+pub use settings::{SaveOptions, Settings, ViewMode};
 
 /// How the editor starts; tests replace the dialogs, the engine and the key file.
 pub struct Options {

@@ -11,6 +11,7 @@ mod support;
 
 mod downloads;
 mod engines;
+mod export;
 mod files;
 mod overlays;
 mod pointer;

@@ -332,3 +332,28 @@ fn atomic_save_writes_whole_files_and_never_over_the_source() {
     let err = imageio::save_atomic(&dir.path().join("no/such/dir/x.png"), b"x", &[]).unwrap_err();
     assert!(err.to_string().contains("no/such/dir"), "{err}");
 }
+
+#[test]
+fn a_full_disk_mid_write_is_reported_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cutout.png");
+    std::fs::write(&out, b"the previous cut-out").unwrap();
+    // A disk that fills up after the first bytes, as ENOSPC arrives in the middle of a write.
+    let err = imageio::save_atomic_with(&out, &[], |f| {
+        use std::io::Write;
+        f.write_all(b"half a PNG")?;
+        Err(std::io::Error::from(std::io::ErrorKind::StorageFull))
+    })
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("cutout.png") && msg.contains("disk is full"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"the previous cut-out");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary left"
+    );
+}

@@ -7,3 +7,4 @@ mod common;
 mod basics;
 mod cmyk;
 mod depth;
+mod export;
