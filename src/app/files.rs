@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::imageio;
 
+use super::clipboard::{ClipboardResult, Pasted};
 use super::document::Document;
 use super::engine_link::SessionState;
 use super::messages::BannerAction;
@@ -141,7 +142,7 @@ impl App {
             } if generation == self.files.open_gen => {
                 self.files.loading = None;
                 match result {
-                    Ok(decoded) => self.decoded(generation, &path, decoded),
+                    Ok(decoded) => self.decoded(generation, Some(&path), decoded),
                     Err(e) => {
                         self.settings.recent.retain(|p| p != &path);
                         self.toast(format!("{e}. Try another file."), true);
@@ -171,12 +172,63 @@ impl App {
                 }
             }
             TaskResult::Saved { path, result } => self.saved(path, result),
+            TaskResult::Clipboard(r) => self.clipboard_result(r),
+        }
+    }
+
+    /// Ctrl+C: the cut-out to the clipboard, off the UI thread.
+    pub(super) fn copy(&mut self) {
+        let Some(open) = &self.open else {
+            return self.toast("Open an image first, then select what to copy.", true);
+        };
+        let Some(mask) = open.doc.mask() else {
+            return self.toast(
+                "Nothing is selected yet: left-click what to keep, then copy.",
+                true,
+            );
+        };
+        let (image, mask) = (open.doc.image().clone(), mask.clone());
+        let options = self.settings.save.export_options();
+        self.files.tasks.clipboard.copy(image, mask, options);
+    }
+
+    /// Ctrl+V: opens the clipboard's image (or copied file) like a dropped file.
+    pub(super) fn paste(&mut self) {
+        self.files.open_gen += 1;
+        self.files.loading = Some(PathBuf::from("the clipboard"));
+        let max_side = self.ctx.input(|i| i.max_texture_side).clamp(256, 16384);
+        let generation = self.files.open_gen;
+        self.files.tasks.clipboard.paste(generation, max_side);
+    }
+
+    fn clipboard_result(&mut self, r: ClipboardResult) {
+        match r {
+            ClipboardResult::Copied(Ok((w, h))) => {
+                self.toast(format!("Copied the cut-out ({w} x {h} px)"), false)
+            }
+            ClipboardResult::Copied(Err(e)) => self.toast(format!("{e}."), true),
+            ClipboardResult::Pasted { generation, result } if generation == self.files.open_gen => {
+                self.files.loading = None;
+                match result {
+                    Ok(Pasted::Image(decoded)) => self.decoded(generation, None, decoded),
+                    Ok(Pasted::File(path)) => self.open_path(path),
+                    Err(e) => self.toast(format!("{e}."), true),
+                }
+            }
+            ClipboardResult::Pasted { .. } => {}
+            ClipboardResult::Text(Ok(text)) => {
+                self.ctx
+                    .input_mut(|i| i.events.push(egui::Event::Paste(text)));
+            }
+            ClipboardResult::Text(Err(e)) => self.toast(format!("{e}."), true),
         }
     }
 
     /// A new document for a decoded image; the engine starts its session for it.
-    fn decoded(&mut self, generation: u64, path: &Path, decoded: Decoded) {
-        self.settings.remember_recent(path);
+    fn decoded(&mut self, generation: u64, path: Option<&Path>, decoded: Decoded) {
+        if let Some(path) = path {
+            self.settings.remember_recent(path);
+        }
         self.open = Some(OpenImage::new(
             Document::new(generation, decoded.image.clone()),
             Pictures::new(decoded.display),

@@ -34,6 +34,8 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("Middle drag, Space + drag", "pan"),
     ("Ctrl+O", "open an image (or drop one onto the window)"),
     ("Ctrl+S", "save the cut-out (PNG or WebP, see Save options)"),
+    ("Ctrl+C", "copy the cut-out, with transparency"),
+    ("Ctrl+V", "open the image on the clipboard"),
     ("F1 or ?", "show or hide this help"),
 ];
 

@@ -14,6 +14,7 @@ use image::{GrayImage, RgbaImage, imageops};
 use crate::engine::AlphaMask;
 use crate::imageio::{self, DecodeLimits, LoadedImage};
 
+use super::clipboard::{ClipboardLink, ClipboardOpener, ClipboardResult};
 use super::pictures::LayerJob;
 
 /// Native file dialogs, behind a trait so tests (and machines without a desktop portal)
@@ -138,6 +139,7 @@ pub enum TaskResult {
         path: PathBuf,
         result: Result<(), String>,
     },
+    Clipboard(ClipboardResult),
 }
 
 /// Starts tasks and collects their results.
@@ -148,12 +150,19 @@ pub struct Tasks {
     dialogs: Arc<dyn FileDialogs>,
     /// A dialog is open (only one at a time).
     pub dialog_open: bool,
+    /// Copy and paste, on the clipboard's own thread.
+    pub clipboard: ClipboardLink,
 }
 
 impl Tasks {
-    pub fn new(dialogs: Arc<dyn FileDialogs>, wake: Arc<dyn Fn() + Send + Sync>) -> Self {
+    pub fn new(
+        dialogs: Arc<dyn FileDialogs>,
+        clipboard: ClipboardOpener,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> Self {
         let (tx, rx) = channel();
         Tasks {
+            clipboard: ClipboardLink::new(clipboard, tx.clone(), wake.clone()),
             tx,
             rx,
             wake,

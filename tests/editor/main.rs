@@ -9,6 +9,7 @@ mod common;
 mod model_server;
 mod support;
 
+mod clipboard;
 mod downloads;
 mod engines;
 mod export;

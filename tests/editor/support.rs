@@ -58,6 +58,7 @@ pub fn options_with(dialogs: Arc<TestDialogs>, engine: Option<Arc<dyn Engine>>) 
         dialogs,
         engine: engine.map(|e| (e, WorkerPolicy::default())),
         key_file: None,
+        clipboard: aicut::app::clipboard::system(),
         models: None,
     }
 }
