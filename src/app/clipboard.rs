@@ -202,14 +202,13 @@ fn copy(
     mask: &AlphaMask,
     options: ExportOptions,
 ) -> Result<(u32, u32), String> {
-    let (x, y, w, h) = match options.trim {
+    let region = match options.trim {
         Some(margin) => imageio::trim_bounds(mask, margin)
             .ok_or("Nothing is selected, so there is nothing to copy")?,
         None => (0, 0, image.width(), image.height()),
     };
-    let px = image::imageops::crop_imm(image.pixels(), x, y, w, h).to_image();
-    let m = image::imageops::crop_imm(mask, x, y, w, h).to_image();
-    let cut = imageio::compose_cutout(&px, &m);
+    let (w, h) = (region.2, region.3);
+    let cut = imageio::compose_cutout_region(image.pixels(), mask, region);
     board
         .set_image(w as usize, h as usize, cut.into_raw())
         .map_err(|e| format!("Could not copy the cut-out: {e}"))?;

@@ -8,7 +8,7 @@ use image::codecs::webp::WebPEncoder;
 use image::{ExtendedColorType, GrayImage, ImageEncoder, RgbaImage, imageops};
 use serde::{Deserialize, Serialize};
 
-use super::{LoadedImage, Rgba16Image};
+use super::LoadedImage;
 
 /// The container written; chosen by the output's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -69,29 +69,50 @@ pub fn export_cutout(
             .ok_or("nothing is selected, so there is nothing to trim to")?,
         None => (0, 0, image.width(), image.height()),
     };
-    let crop = |m: &GrayImage| imageops::crop_imm(m, x, y, w, h).to_image();
-    let mask = if options.trim.is_some() {
-        std::borrow::Cow::Owned(crop(mask))
-    } else {
-        std::borrow::Cow::Borrowed(mask)
-    };
     let icc = image.icc_profile().map(<[u8]>::to_vec);
+    let region = (x, y, w, h);
     if options.mask_only {
+        let mask = imageops::crop_imm(mask, x, y, w, h).to_image();
         return encode(format, mask.as_raw(), w, h, ExtendedColorType::L8, None);
     }
     match (format, image.deep_pixels()) {
         (ExportFormat::Png, Some(deep)) => {
-            let deep = imageops::crop_imm(deep, x, y, w, h).to_image();
-            let cut = compose_cutout16(&deep, &mask);
-            let bytes: Vec<u8> = cut.as_raw().iter().flat_map(|v| v.to_ne_bytes()).collect();
-            encode(format, &bytes, w, h, ExtendedColorType::Rgba16, icc)
+            let cut = cut_region(deep.as_raw(), deep.width(), mask, region, |v| v as u16);
+            let bytes: &[u8] = bytemuck::cast_slice(&cut);
+            encode(format, bytes, w, h, ExtendedColorType::Rgba16, icc)
         }
         _ => {
-            let px = imageops::crop_imm(image.pixels(), x, y, w, h).to_image();
-            let cut = compose_cutout(&px, &mask);
-            encode(format, cut.as_raw(), w, h, ExtendedColorType::Rgba8, icc)
+            let px = image.pixels();
+            let cut = cut_region(px.as_raw(), px.width(), mask, region, |v| v as u8);
+            encode(format, &cut, w, h, ExtendedColorType::Rgba8, icc)
         }
     }
+}
+
+/// The RGBA samples of `region` (x, y, width, height) of an image `width` pixels wide, with
+/// the mask as alpha (times any alpha they had), in one pass and one allocation: a 50 MP
+/// export makes no full-size copies.
+fn cut_region<T: Copy + Into<u32>>(
+    samples: &[T],
+    width: u32,
+    mask: &GrayImage,
+    (x, y, w, h): (u32, u32, u32, u32),
+    narrow: fn(u32) -> T,
+) -> Vec<T> {
+    let (width, x, w) = (width as usize, x as usize, w as usize);
+    let mut out = Vec::with_capacity(w * h as usize * 4);
+    // Rows outside the image or the mask (a caller's mistake) come out transparent.
+    let no_mask = vec![0u8; w];
+    for row in y as usize..(y + h) as usize {
+        let start = row * width + x;
+        let px = samples.get(start * 4..(start + w) * 4).unwrap_or(&[]);
+        let m = mask.as_raw().get(start..start + w).unwrap_or(&no_mask);
+        for (p, &m) in px.chunks_exact(4).zip(m) {
+            out.extend_from_slice(&p[..3]);
+            out.push(narrow((p[3].into() * m as u32 + 127) / 255));
+        }
+    }
+    out
 }
 
 fn encode(
@@ -172,21 +193,20 @@ pub fn encode_png(img: &RgbaImage) -> Result<Vec<u8>, String> {
 
 /// The cut-out: the image's colours with the mask as alpha (times any alpha it had).
 pub fn compose_cutout(image: &RgbaImage, mask: &GrayImage) -> RgbaImage {
-    let mut out = image.clone();
-    for (px, m) in out.pixels_mut().zip(mask.pixels()) {
-        px.0[3] = ((px.0[3] as u16 * m.0[0] as u16 + 127) / 255) as u8;
-    }
-    out
+    let (w, h) = image.dimensions();
+    compose_cutout_region(image, mask, (0, 0, w, h))
 }
 
-/// [`compose_cutout`] at 16 bits: the colours keep every bit, alpha is the source's
-/// alpha times the 8-bit mask.
-fn compose_cutout16(image: &Rgba16Image, mask: &GrayImage) -> Rgba16Image {
-    let mut out = image.clone();
-    for (px, m) in out.pixels_mut().zip(mask.pixels()) {
-        px.0[3] = ((px.0[3] as u32 * m.0[0] as u32 + 127) / 255) as u16;
-    }
-    out
+/// [`compose_cutout`] of a region (x, y, width, height) inside the image, e.g. from
+/// [`trim_bounds`]; the mask has the image's size.
+pub fn compose_cutout_region(
+    image: &RgbaImage,
+    mask: &GrayImage,
+    region: (u32, u32, u32, u32),
+) -> RgbaImage {
+    let mut samples = cut_region(image.as_raw(), image.width(), mask, region, |v| v as u8);
+    samples.resize(region.2 as usize * region.3 as usize * 4, 0);
+    RgbaImage::from_raw(region.2, region.3, samples).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -35,6 +35,14 @@ pub fn stored_for(displayed: &RgbImage, orientation: u16) -> RgbImage {
     }
 }
 
+/// Writes `img` through an encoder that carries EXIF.
+fn with_exif(mut enc: impl ImageEncoder, img: &RgbImage, exif: Vec<u8>) {
+    enc.set_exif_metadata(exif).unwrap();
+    let (w, h) = img.dimensions();
+    enc.write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+        .unwrap();
+}
+
 fn encode(img: &RgbImage, format: ImageFormat, orientation: u16) -> Vec<u8> {
     encode_with_exif(img, format, exif_with_orientation(orientation))
 }
@@ -44,38 +52,11 @@ fn encode(img: &RgbImage, format: ImageFormat, orientation: u16) -> Vec<u8> {
 fn encode_with_exif(img: &RgbImage, format: ImageFormat, exif: Vec<u8>) -> Vec<u8> {
     let mut out = Vec::new();
     match format {
-        ImageFormat::Png => {
-            let mut enc = PngEncoder::new(&mut out);
-            enc.set_exif_metadata(exif).unwrap();
-            enc.write_image(
-                img.as_raw(),
-                img.width(),
-                img.height(),
-                image::ExtendedColorType::Rgb8,
-            )
-            .unwrap();
-        }
-        ImageFormat::Jpeg => {
-            let mut enc = JpegEncoder::new_with_quality(&mut out, 100);
-            enc.set_exif_metadata(exif).unwrap();
-            enc.write_image(
-                img.as_raw(),
-                img.width(),
-                img.height(),
-                image::ExtendedColorType::Rgb8,
-            )
-            .unwrap();
-        }
+        ImageFormat::Png => with_exif(PngEncoder::new(&mut out), img, exif),
+        ImageFormat::Jpeg => with_exif(JpegEncoder::new_with_quality(&mut out, 100), img, exif),
         ImageFormat::WebP => {
-            let mut enc = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
-            enc.set_exif_metadata(exif).unwrap();
-            enc.write_image(
-                img.as_raw(),
-                img.width(),
-                img.height(),
-                image::ExtendedColorType::Rgb8,
-            )
-            .unwrap();
+            let enc = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
+            with_exif(enc, img, exif)
         }
         ImageFormat::Tiff => {
             let orientation = u16::from_le_bytes([exif[18], exif[19]]);
