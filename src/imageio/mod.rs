@@ -181,6 +181,11 @@ impl LoadedImage {
         self.deep.as_ref()
     }
 
+    /// Frees the 16-bit copy where only 8-bit results are made (the server's sessions).
+    pub fn drop_deep_pixels(&mut self) {
+        self.deep = None;
+    }
+
     /// Bits per channel of the source as kept: 16 or 8.
     pub fn bit_depth(&self) -> u8 {
         if self.deep.is_some() { 16 } else { 8 }
