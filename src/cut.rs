@@ -77,9 +77,13 @@ pub fn run_cut(engine: Arc<dyn Engine>, req: &CutRequest) -> Result<CutReport, C
         ));
     }
     let format = check_output_path(&req.output)?;
+    let started = std::time::Instant::now();
     let image = Arc::new(
         imageio::load_file(&req.input, &DecodeLimits::default()).map_err(EngineError::from)?,
     );
+    // Phase timings for `AICUT_LOG=info`, as the README's measurements use them.
+    tracing::info!("decoded {} in {:?}", image.name, started.elapsed());
+    let started = std::time::Instant::now();
     let prompt = Prompt {
         green: req.green.clone(),
         red: req.red.clone(),
@@ -112,6 +116,8 @@ pub fn run_cut(engine: Arc<dyn Engine>, req: &CutRequest) -> Result<CutReport, C
         }
     };
     worker.send(Command::Close);
+    tracing::info!("segmented in {:?}", started.elapsed());
+    let started = std::time::Instant::now();
     if mask.dimensions() != (image.width(), image.height()) {
         return Err(EngineError::Protocol(format!(
             "the mask is {}x{} but the image is {}x{}",
@@ -131,6 +137,7 @@ pub fn run_cut(engine: Arc<dyn Engine>, req: &CutRequest) -> Result<CutReport, C
         imageio::export_cutout(&image, &mask, format, req.options).map_err(CutError::Usage)?;
     drop(image);
     imageio::save_atomic(&req.output, &bytes, &[&req.input])?;
+    tracing::info!("exported and saved in {:?}", started.elapsed());
     Ok(CutReport {
         width: mask.width(),
         height: mask.height(),

@@ -50,6 +50,33 @@ fn aicut_cut_gives_one_clear_line_and_fails_for_each() {
     }
 }
 
+/// Inputs the fuzzer found (see `tests/formats/fuzz_regressions.rs`): one line, nothing
+/// else on stderr (the TIFF one once made the `tiff` crate print a debug line first).
+#[test]
+fn fuzz_findings_give_exactly_one_line() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fuzz");
+    let out = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let o = Command::new(env!("CARGO_BIN_EXE_aicut"))
+            .arg("cut")
+            .arg(&path)
+            .args(["--green", "0,0", "-o"])
+            .arg(out.path().join("o.png"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{}: {stderr}", path.display());
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{}: {stderr}",
+            path.display()
+        );
+        assert!(stderr.contains("damaged"), "{stderr}");
+    }
+}
+
 #[tokio::test]
 async fn aicut_serve_answers_400_with_a_json_detail_for_each() {
     aicut::engine::remote::install_crypto_provider();

@@ -9,7 +9,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 
 use super::sniff::{Sniffed, sniff};
-use super::{DecodeLimits, ImageLoadError, LoadedImage, colour, jpeg};
+use super::{DecodeLimits, ImageLoadError, LoadedImage, colour, jpeg, tiff_check};
 
 /// Decodes bytes of any supported format into the canonical grid.
 pub fn decode_bytes(
@@ -49,6 +49,9 @@ pub fn decode_bytes(
         return Err(corrupt(
             "the JPEG data ends early (the file is truncated)".into(),
         ));
+    }
+    if format == ImageFormat::Tiff {
+        tiff_check::check(&bytes).map_err(corrupt)?;
     }
     let mut reader = ImageReader::with_format(Cursor::new(&bytes[..]), format);
     let mut lib_limits = image::Limits::default();
@@ -136,7 +139,8 @@ fn library_error(
         },
         (e, _) => ImageLoadError::Corrupt {
             name: name.to_string(),
-            reason: e.to_string(),
+            // Some decoders' messages span lines; ours are one line.
+            reason: e.to_string().replace('\n', " "),
         },
     }
 }

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::LoadedImage;
 
+/// The largest width or height a WebP file can hold.
+const WEBP_MAX_SIDE: u32 = 16383;
+
 /// The container written; chosen by the output's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ExportFormat {
@@ -134,6 +137,11 @@ fn encode(
             enc.write_image(data, w, h, color)
         }
         ExportFormat::WebP => {
+            if w > WEBP_MAX_SIDE || h > WEBP_MAX_SIDE {
+                return Err(format!(
+                    "WebP holds at most {WEBP_MAX_SIDE} pixels a side and this cut-out is {w}x{h}; save it as .png"
+                ));
+            }
             let mut enc = WebPEncoder::new_lossless(&mut out);
             if let Some(icc) = icc {
                 enc.set_icc_profile(icc).map_err(|e| e.to_string())?;
@@ -149,7 +157,8 @@ fn encode(
             enc.write_image(data, w, h, color)
         }
     };
-    result.map_err(|e| format!("could not encode the {format:?} file: {e}"))?;
+    // Some encoder errors span lines; messages here are one line.
+    result.map_err(|e| format!("could not encode the {format:?} file: {e}").replace('\n', " "))?;
     Ok(out)
 }
 

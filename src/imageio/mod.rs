@@ -11,6 +11,7 @@ mod export;
 mod jpeg;
 mod save;
 mod sniff;
+mod tiff_check;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -161,3 +161,15 @@ fn an_8_bit_png_export_is_8_bit_and_untagged_sources_stay_untagged() {
         assert_eq!(px[3], (x * 10) as u8);
     }
 }
+
+#[test]
+fn a_cut_out_too_wide_for_webp_says_so_in_one_line() {
+    let img = LoadedImage::from_pixels("strip.png", image::RgbaImage::new(16_384, 1));
+    let mask = GrayImage::from_pixel(16_384, 1, Luma([255]));
+    let err = imageio::export_cutout(&img, &mask, ExportFormat::WebP, ExportOptions::default())
+        .unwrap_err();
+    assert!(err.contains("16383") && err.contains(".png"), "{err}");
+    assert!(!err.contains('\n'));
+    let png = imageio::export_cutout(&img, &mask, ExportFormat::Png, ExportOptions::default());
+    assert!(png.is_ok(), "PNG takes it");
+}

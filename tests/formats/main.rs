@@ -8,3 +8,4 @@ mod basics;
 mod cmyk;
 mod depth;
 mod export;
+mod fuzz_regressions;
