@@ -140,3 +140,31 @@ fn cmyk_without_a_profile_uses_the_uncalibrated_formula() {
     assert_near(centre(px, 2), [255, 255, 0], 3, "yellow ink");
     assert_near(centre(px, 3), [255, 255, 255], 3, "paper");
 }
+
+#[test]
+fn a_cmyk_jpeg_follows_its_exif_orientation() {
+    let (data, w, h) = patches();
+    let mut out = Vec::new();
+    let mut enc = Encoder::new(&mut out, 100);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend(crate::common::exif_with_orientation(6));
+    enc.add_app_segment(1, app1).unwrap();
+    enc.encode(&data, w, h, ColorType::Cmyk).unwrap();
+    let img = imageio::decode_bytes(out, "turned.jpg", &DecodeLimits::default()).unwrap();
+    assert!(img.reoriented);
+    assert_eq!(
+        (img.width(), img.height()),
+        (8, 32),
+        "orientation 6 turns it upright"
+    );
+    // Turned clockwise: the first patch (cyan ink) is now at the top.
+    let top = img.pixels().get_pixel(4, 4).0;
+    let bottom = img.pixels().get_pixel(4, 28).0;
+    assert_near([top[0], top[1], top[2]], [0, 255, 255], 3, "cyan on top");
+    assert_near(
+        [bottom[0], bottom[1], bottom[2]],
+        [255, 255, 255],
+        3,
+        "paper at the bottom",
+    );
+}
