@@ -12,11 +12,27 @@ fn main() {
     let dynamic = DynamicImage::ImageRgba8(img.clone());
     let variants = [
         ("png8", dynamic.clone(), ImageFormat::Png),
-        ("png16", DynamicImage::ImageRgba16(dynamic.to_rgba16()), ImageFormat::Png),
-        ("gray", DynamicImage::ImageLuma8(dynamic.to_luma8()), ImageFormat::Png),
-        ("jpg", DynamicImage::ImageRgb8(dynamic.to_rgb8()), ImageFormat::Jpeg),
+        (
+            "png16",
+            DynamicImage::ImageRgba16(dynamic.to_rgba16()),
+            ImageFormat::Png,
+        ),
+        (
+            "gray",
+            DynamicImage::ImageLuma8(dynamic.to_luma8()),
+            ImageFormat::Png,
+        ),
+        (
+            "jpg",
+            DynamicImage::ImageRgb8(dynamic.to_rgb8()),
+            ImageFormat::Jpeg,
+        ),
         ("webp", dynamic.clone(), ImageFormat::WebP),
-        ("tif16", DynamicImage::ImageRgb16(dynamic.to_rgb16()), ImageFormat::Tiff),
+        (
+            "tif16",
+            DynamicImage::ImageRgb16(dynamic.to_rgb16()),
+            ImageFormat::Tiff,
+        ),
         ("bmp", dynamic.clone(), ImageFormat::Bmp),
         ("gif", dynamic.clone(), ImageFormat::Gif),
     ];
