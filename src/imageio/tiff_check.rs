@@ -122,7 +122,7 @@ mod tests {
     /// A one-entry directory: tag 270 (ImageDescription), ASCII, `count` bytes.
     fn with_text(le: bool, big: bool, count: u64) -> Vec<u8> {
         let mut v: Vec<u8> = if le { b"II".to_vec() } else { b"MM".to_vec() };
-        let mut put = |v: &mut Vec<u8>, x: u64, n: usize| {
+        let put = |v: &mut Vec<u8>, x: u64, n: usize| {
             let b = x.to_be_bytes();
             let b = &b[8 - n..];
             if le {
