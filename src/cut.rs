@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::{Dot, Engine, EngineError, Prompt};
-use crate::imageio::{self, DecodeLimits};
+use crate::imageio::{self, DecodeLimits, ExportFormat, ExportOptions};
 use crate::worker::{self, Command, Event, WorkerPolicy};
 
 /// What to cut and where to write it.
@@ -18,6 +18,8 @@ pub struct CutRequest {
     pub red: Vec<Dot>,
     /// Start a new session if the old one expires (costs a credit on the hosted service).
     pub reinitialize: bool,
+    /// Trim and mask; the format follows the output's extension.
+    pub options: ExportOptions,
 }
 
 /// What a finished cut-out looked like, for the CLI's one-line report.
@@ -25,6 +27,9 @@ pub struct CutRequest {
 pub struct CutReport {
     pub width: u32,
     pub height: u32,
+    /// The size written: smaller than the image when trimmed.
+    pub out_width: u32,
+    pub out_height: u32,
     /// Share of pixels at least half selected.
     pub selected_fraction: f64,
 }
@@ -41,7 +46,7 @@ pub enum CutError {
 }
 
 /// Checks that the output can be written before any expensive work starts.
-fn check_output_path(output: &Path) -> Result<(), CutError> {
+fn check_output_path(output: &Path) -> Result<ExportFormat, CutError> {
     if output.is_dir() {
         return Err(CutError::Usage(format!(
             "the output {} is a folder; give a file name such as {}/cutout.png",
@@ -60,7 +65,7 @@ fn check_output_path(output: &Path) -> Result<(), CutError> {
             dir.display()
         )));
     }
-    Ok(())
+    ExportFormat::from_path(output).map_err(CutError::Usage)
 }
 
 /// Decodes the input, segments it with all dots and saves the cut-out atomically.
@@ -71,10 +76,14 @@ pub fn run_cut(engine: Arc<dyn Engine>, req: &CutRequest) -> Result<CutReport, C
             "at least one --green X,Y dot is needed to say what to keep".into(),
         ));
     }
-    check_output_path(&req.output)?;
+    let format = check_output_path(&req.output)?;
+    let started = std::time::Instant::now();
     let image = Arc::new(
         imageio::load_file(&req.input, &DecodeLimits::default()).map_err(EngineError::from)?,
     );
+    // Phase timings for `AICUT_LOG=info`, as the README's measurements use them.
+    tracing::info!("decoded {} in {:?}", image.name, started.elapsed());
+    let started = std::time::Instant::now();
     let prompt = Prompt {
         green: req.green.clone(),
         red: req.red.clone(),
@@ -107,6 +116,8 @@ pub fn run_cut(engine: Arc<dyn Engine>, req: &CutRequest) -> Result<CutReport, C
         }
     };
     worker.send(Command::Close);
+    tracing::info!("segmented in {:?}", started.elapsed());
+    let started = std::time::Instant::now();
     if mask.dimensions() != (image.width(), image.height()) {
         return Err(EngineError::Protocol(format!(
             "the mask is {}x{} but the image is {}x{}",
@@ -118,12 +129,20 @@ pub fn run_cut(engine: Arc<dyn Engine>, req: &CutRequest) -> Result<CutReport, C
         .into());
     }
     let selected = mask.pixels().filter(|p| p.0[0] >= 128).count();
-    let cutout = imageio::compose_cutout(image.pixels(), &mask);
-    let png = imageio::encode_png(&cutout).map_err(EngineError::Engine)?;
-    imageio::save_atomic(&req.output, &png, &[&req.input])?;
+    let (out_width, out_height) = match req.options.trim {
+        Some(margin) => imageio::trim_bounds(&mask, margin).map_or((0, 0), |b| (b.2, b.3)),
+        None => mask.dimensions(),
+    };
+    let bytes =
+        imageio::export_cutout(&image, &mask, format, req.options).map_err(CutError::Usage)?;
+    drop(image);
+    imageio::save_atomic(&req.output, &bytes, &[&req.input])?;
+    tracing::info!("exported and saved in {:?}", started.elapsed());
     Ok(CutReport {
-        width: image.width(),
-        height: image.height(),
+        width: mask.width(),
+        height: mask.height(),
+        out_width,
+        out_height,
         selected_fraction: selected as f64 / (mask.width() as f64 * mask.height() as f64),
     })
 }

@@ -10,7 +10,7 @@ use super::App;
 use super::document::DotEdit;
 use super::input::DotDrag;
 use super::messages::BannerAction;
-use super::settings::ViewMode;
+use super::settings::{SaveOptions, ViewMode};
 use super::view::View;
 use crate::worker::Command;
 
@@ -23,6 +23,14 @@ pub(crate) enum Action {
     SaveDialog,
     OpenPath(PathBuf),
     SaveTo(PathBuf),
+    /// Put the cut-out on the clipboard.
+    Copy,
+    /// Open the image on the clipboard.
+    Paste,
+    /// Paste text into the focused text field (the clipboard is read off the UI thread).
+    PasteText,
+    /// New save options (format, trim, mask), remembered in the settings.
+    SetSaveOptions(SaveOptions),
     /// Open the in-app path box to type an image's path.
     TypePath,
     ToggleHelp,
@@ -86,6 +94,10 @@ impl App {
             Action::SaveDialog => self.save_dialog(),
             Action::OpenPath(path) => self.open_path(path),
             Action::SaveTo(path) => self.save_to(path),
+            Action::SetSaveOptions(options) => self.settings.save = options,
+            Action::Copy => self.copy(),
+            Action::Paste => self.paste(),
+            Action::PasteText => self.files.tasks.clipboard.paste_text(),
             Action::TypePath => self
                 .windows
                 .ask_path(false, "Type the path of an image to open:"),

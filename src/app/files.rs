@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use crate::imageio;
 
+use super::clipboard::{ClipboardResult, Pasted};
 use super::document::Document;
 use super::engine_link::SessionState;
 use super::messages::BannerAction;
 use super::panels::PathEntry;
 use super::pictures::Pictures;
-use super::tasks::{Decoded, LayerImage, TaskResult, Tasks};
+use super::tasks::{Decoded, LayerImage, SaveJob, TaskResult, Tasks};
 use super::{App, OpenImage};
 
 /// Background file work and where it stands.
@@ -90,27 +91,41 @@ impl App {
         self.files.tasks.pick_save_path(proposed);
     }
 
-    /// Next to the open image, named after it.
+    /// Next to the open image, named after it and the save options.
     fn proposed_output(&self) -> PathBuf {
+        let options = &self.settings.save;
         let Some(open) = &self.open else {
-            return PathBuf::from("cutout.png");
+            return options.proposed_path(Path::new("image"));
         };
         let image = open.doc.image();
         match &image.path {
-            Some(p) => imageio::default_output_path(p),
-            None => imageio::default_output_path(Path::new(&image.name)),
+            Some(p) => options.proposed_path(p),
+            None => options.proposed_path(Path::new(&image.name)),
         }
     }
 
+    /// Writes the cut-out (or mask) in the background; the extension picks the format.
     pub(super) fn save_to(&mut self, mut path: PathBuf) {
         let Some(open) = &self.open else { return };
         let Some(mask) = open.doc.mask() else { return };
+        let options = self.settings.save;
         if path.extension().is_none() {
-            path.set_extension("png");
+            path.set_extension(options.format.extension());
         }
+        let format = match imageio::ExportFormat::from_path(&path) {
+            Ok(f) => f,
+            Err(e) => return self.toast(e, true),
+        };
         self.files.saving = true;
         let image = open.doc.image().clone();
-        self.files.tasks.save(image, mask.clone(), path);
+        let job = SaveJob {
+            image,
+            mask: mask.clone(),
+            path,
+            format,
+            options: options.export_options(),
+        };
+        self.files.tasks.save(job);
     }
 
     pub(super) fn toast(&mut self, text: impl Into<String>, error: bool) {
@@ -127,7 +142,7 @@ impl App {
             } if generation == self.files.open_gen => {
                 self.files.loading = None;
                 match result {
-                    Ok(decoded) => self.decoded(generation, &path, decoded),
+                    Ok(decoded) => self.decoded(generation, Some(&path), decoded),
                     Err(e) => {
                         self.settings.recent.retain(|p| p != &path);
                         self.toast(format!("{e}. Try another file."), true);
@@ -157,12 +172,63 @@ impl App {
                 }
             }
             TaskResult::Saved { path, result } => self.saved(path, result),
+            TaskResult::Clipboard(r) => self.clipboard_result(r),
+        }
+    }
+
+    /// Ctrl+C: the cut-out to the clipboard, off the UI thread.
+    pub(super) fn copy(&mut self) {
+        let Some(open) = &self.open else {
+            return self.toast("Open an image first, then select what to copy.", true);
+        };
+        let Some(mask) = open.doc.mask() else {
+            return self.toast(
+                "Nothing is selected yet: left-click what to keep, then copy.",
+                true,
+            );
+        };
+        let (image, mask) = (open.doc.image().clone(), mask.clone());
+        let options = self.settings.save.export_options();
+        self.files.tasks.clipboard.copy(image, mask, options);
+    }
+
+    /// Ctrl+V: opens the clipboard's image (or copied file) like a dropped file.
+    pub(super) fn paste(&mut self) {
+        self.files.open_gen += 1;
+        self.files.loading = Some(PathBuf::from("the clipboard"));
+        let max_side = self.ctx.input(|i| i.max_texture_side).clamp(256, 16384);
+        let generation = self.files.open_gen;
+        self.files.tasks.clipboard.paste(generation, max_side);
+    }
+
+    fn clipboard_result(&mut self, r: ClipboardResult) {
+        match r {
+            ClipboardResult::Copied(Ok((w, h))) => {
+                self.toast(format!("Copied the cut-out ({w} x {h} px)"), false)
+            }
+            ClipboardResult::Copied(Err(e)) => self.toast(format!("{e}."), true),
+            ClipboardResult::Pasted { generation, result } if generation == self.files.open_gen => {
+                self.files.loading = None;
+                match result {
+                    Ok(Pasted::Image(decoded)) => self.decoded(generation, None, decoded),
+                    Ok(Pasted::File(path)) => self.open_path(path),
+                    Err(e) => self.toast(format!("{e}."), true),
+                }
+            }
+            ClipboardResult::Pasted { .. } => {}
+            ClipboardResult::Text(Ok(text)) => {
+                self.ctx
+                    .input_mut(|i| i.events.push(egui::Event::Paste(text)));
+            }
+            ClipboardResult::Text(Err(e)) => self.toast(format!("{e}."), true),
         }
     }
 
     /// A new document for a decoded image; the engine starts its session for it.
-    fn decoded(&mut self, generation: u64, path: &Path, decoded: Decoded) {
-        self.settings.remember_recent(path);
+    fn decoded(&mut self, generation: u64, path: Option<&Path>, decoded: Decoded) {
+        if let Some(path) = path {
+            self.settings.remember_recent(path);
+        }
         self.open = Some(OpenImage::new(
             Document::new(generation, decoded.image.clone()),
             Pictures::new(decoded.display),
@@ -184,16 +250,7 @@ impl App {
 
     /// No save dialog could open: the path box, with a proposed file.
     fn ask_save_path(&mut self, note: &str) {
-        let proposed = match &self.open {
-            Some(open) => open
-                .doc
-                .image()
-                .path
-                .as_deref()
-                .map(imageio::default_output_path),
-            None => None,
-        }
-        .unwrap_or_else(|| PathBuf::from("cutout.png"));
+        let proposed = self.proposed_output();
         let note = format!("{note}. Type where to save the cut-out:");
         let entry = PathEntry::new(true, note).with_text(proposed.display().to_string());
         self.windows.path_entry = Some(entry);

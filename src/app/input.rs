@@ -60,12 +60,30 @@ pub(crate) struct KeyTarget<'a> {
     pub canvas: Rect,
 }
 
+/// Ctrl+C/X/V for a focused text field. The editor turns egui's own clipboard shortcuts
+/// off (see `app::run`), so they come as keys: copy and cut become egui's events at once
+/// (the text goes out through egui), paste asks the clipboard thread for the text.
+fn text_field_clipboard(ctx: &egui::Context) -> Vec<Action> {
+    ctx.input_mut(|i| {
+        for (key, event) in [(Key::C, egui::Event::Copy), (Key::X, egui::Event::Cut)] {
+            if i.consume_key(Modifiers::COMMAND, key) {
+                i.events.push(event);
+            }
+        }
+        if i.consume_key(Modifiers::COMMAND, Key::V) {
+            vec![Action::PasteText]
+        } else {
+            Vec::new()
+        }
+    })
+}
+
 /// Keyboard shortcuts (listed in the help, see `panels::SHORTCUTS`); none fire while a
 /// text field has the keyboard. Consumes the keys it acts on.
 pub(crate) fn shortcuts(ctx: &egui::Context, target: Option<KeyTarget>) -> Vec<Action> {
     use Modifiers as M;
     if ctx.egui_wants_keyboard_input() {
-        return Vec::new();
+        return text_field_clipboard(ctx);
     }
     let pressed = |m: Modifiers, k: Key| ctx.input_mut(|i| i.consume_key(m, k));
     let mut out = Vec::new();
@@ -74,6 +92,8 @@ pub(crate) fn shortcuts(ctx: &egui::Context, target: Option<KeyTarget>) -> Vec<A
             out.push(action);
         }
     };
+    on(pressed(M::COMMAND, Key::C), Action::Copy);
+    on(pressed(M::COMMAND, Key::V), Action::Paste);
     on(pressed(M::COMMAND, Key::O), Action::OpenDialog);
     on(pressed(M::COMMAND, Key::S), Action::SaveDialog);
     let redo = pressed(M::COMMAND | M::SHIFT, Key::Z) || pressed(M::COMMAND, Key::Y);

@@ -10,6 +10,7 @@
 //! state. The UI thread only draws and reacts: file, network and model work run off it.
 
 mod canvas;
+pub mod clipboard;
 mod commands;
 mod document;
 pub mod dots;
@@ -52,7 +53,7 @@ use view::View;
 
 pub use engine_link::SessionState;
 pub use panels::PathEntry;
-pub use settings::{Settings, ViewMode};
+pub use settings::{SaveOptions, Settings, ViewMode};
 
 /// How the editor starts; tests replace the dialogs, the engine and the key file.
 pub struct Options {
@@ -64,6 +65,8 @@ pub struct Options {
     pub key_file: Option<PathBuf>,
     /// The models Settings offers to download, and their folder; `None` offers none.
     pub models: Option<ModelStore>,
+    /// The clipboard for Copy and Paste.
+    pub clipboard: clipboard::ClipboardOpener,
 }
 
 impl Options {
@@ -75,6 +78,7 @@ impl Options {
             engine: None,
             key_file: tasks::key_file(),
             models: ModelStore::user().ok(),
+            clipboard: clipboard::system(),
         }
     }
 }
@@ -93,6 +97,10 @@ pub fn run(image: Option<PathBuf>) -> Result<(), String> {
     }
     let options = eframe::NativeOptions {
         viewport,
+        // Ctrl+C/V reach the editor as keys: the clipboard thread does the work, instead
+        // of egui reading a pasted image on the UI thread (text fields still get theirs,
+        // see `input::text_field_clipboard`).
+        clipboard_shortcuts: false,
         ..Default::default()
     };
     eframe::run_native(
@@ -190,7 +198,10 @@ impl App {
             api_key,
             engine,
             downloads: ModelDownloads::new(options.models, wake.clone()),
-            files: FileWork::new(Tasks::new(options.dialogs, wake), options.image),
+            files: FileWork::new(
+                Tasks::new(options.dialogs, options.clipboard, wake),
+                options.image,
+            ),
             open: None,
             messages: Messages {
                 toasts: Vec::new(),

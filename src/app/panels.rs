@@ -33,7 +33,9 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("1", "100 % (one image pixel per screen pixel)"),
     ("Middle drag, Space + drag", "pan"),
     ("Ctrl+O", "open an image (or drop one onto the window)"),
-    ("Ctrl+S", "save the cut-out as PNG"),
+    ("Ctrl+S", "save the cut-out (PNG or WebP, see Save options)"),
+    ("Ctrl+C", "copy the cut-out, with transparency"),
+    ("Ctrl+V", "open the image on the clipboard"),
     ("F1 or ?", "show or hide this help"),
 ];
 
@@ -161,6 +163,18 @@ impl App {
             Action::SaveDialog,
             out,
         );
+        // Stays open while options are ticked; a click outside closes it.
+        let config = egui::containers::menu::MenuConfig::new()
+            .close_behavior(egui::PopupCloseBehavior::CloseOnClickOutside);
+        egui::containers::menu::MenuButton::new("Save options")
+            .config(config)
+            .ui(ui, |ui| {
+                let mut o = self.settings.save;
+                save_options(ui, &mut o);
+                if o != self.settings.save {
+                    out.push(Action::SetSaveOptions(o));
+                }
+            });
     }
 
     fn dot_buttons(&self, ui: &mut Ui, out: &mut Vec<Action>) {
@@ -534,4 +548,32 @@ pub(super) fn toasts(ctx: &egui::Context, toasts: &[Toast]) -> Option<Action> {
             }
         });
     close
+}
+
+/// The save options: the same choices as `aicut cut --trim --mask` and `-o OUT.webp`.
+fn save_options(ui: &mut Ui, o: &mut super::SaveOptions) {
+    use crate::imageio::ExportFormat;
+    ui.label("Format (a typed .png or .webp name wins)");
+    ui.radio_value(
+        &mut o.format,
+        ExportFormat::Png,
+        "PNG (16-bit for 16-bit photos)",
+    );
+    ui.radio_value(&mut o.format, ExportFormat::WebP, "WebP, lossless");
+    ui.separator();
+    ui.checkbox(&mut o.trim, "Trim to the subject");
+    ui.add_enabled_ui(o.trim, |ui| {
+        ui.horizontal(|ui| {
+            ui.label("Margin");
+            ui.add(
+                egui::DragValue::new(&mut o.margin)
+                    .range(0..=10_000)
+                    .suffix(" px"),
+            );
+        });
+    });
+    ui.checkbox(
+        &mut o.mask_only,
+        "Save the mask (grey) instead of the cut-out",
+    );
 }

@@ -12,6 +12,7 @@ use crate::engine::factory::{
 };
 use crate::engine::remote::{DEFAULT_API_URL, RemoteConfig};
 use crate::engine::{Engine, EngineKind};
+use crate::imageio::{ExportFormat, ExportOptions};
 use crate::worker::WorkerPolicy;
 
 use super::tasks::{LayerKind, read_key, write_key};
@@ -68,6 +69,51 @@ pub struct Settings {
     pub sam_model: String,
     pub view_mode: ViewMode,
     pub recent: Vec<PathBuf>,
+    /// How Save writes the cut-out, remembered between runs.
+    pub save: SaveOptions,
+}
+
+/// The editor's save options: the same choices as `aicut cut`'s flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SaveOptions {
+    /// The format proposed; a typed `.png` or `.webp` name wins.
+    pub format: ExportFormat,
+    /// Crop to the subject plus `margin` pixels.
+    pub trim: bool,
+    pub margin: u32,
+    /// Save the selection as a grey mask instead of the cut-out.
+    pub mask_only: bool,
+}
+
+impl Default for SaveOptions {
+    fn default() -> Self {
+        SaveOptions {
+            format: ExportFormat::Png,
+            trim: false,
+            margin: 16,
+            mask_only: false,
+        }
+    }
+}
+
+impl SaveOptions {
+    pub fn export_options(&self) -> ExportOptions {
+        ExportOptions {
+            trim: self.trim.then_some(self.margin),
+            mask_only: self.mask_only,
+        }
+    }
+
+    /// `<stem>-cutout.<ext>` (or `-mask`) beside `source`, the name a save proposes.
+    pub fn proposed_path(&self, source: &Path) -> PathBuf {
+        let stem = source
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into());
+        let kind = if self.mask_only { "mask" } else { "cutout" };
+        source.with_file_name(format!("{stem}-{kind}.{}", self.format.extension()))
+    }
 }
 
 impl Default for Settings {
@@ -78,6 +124,7 @@ impl Default for Settings {
             sam_model: std::env::var(crate::engine::sam::MODEL_ENV).unwrap_or_default(),
             view_mode: ViewMode::Mask,
             recent: Vec::new(),
+            save: SaveOptions::default(),
         }
     }
 }
@@ -190,6 +237,27 @@ pub(crate) fn worker_policy(kind: EngineKind) -> WorkerPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn save_options_persist_and_name_the_file() {
+        let s = Settings {
+            save: SaveOptions {
+                format: ExportFormat::WebP,
+                trim: true,
+                margin: 8,
+                mask_only: true,
+            },
+            ..Settings::default()
+        };
+        let back: Settings = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back.save, s.save);
+        let p = back.save.proposed_path(Path::new("/photos/cat.jpg"));
+        assert_eq!(p, Path::new("/photos/cat-mask.webp"));
+        assert_eq!(back.save.export_options().trim, Some(8));
+        // Settings saved before save options existed still load, with the defaults.
+        let old: Settings = serde_json::from_str(r#"{"view_mode":"Cutout"}"#).unwrap();
+        assert_eq!(old.save, SaveOptions::default());
+    }
 
     #[test]
     fn settings_never_hold_the_key() {

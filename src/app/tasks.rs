@@ -14,6 +14,7 @@ use image::{GrayImage, RgbaImage, imageops};
 use crate::engine::AlphaMask;
 use crate::imageio::{self, DecodeLimits, LoadedImage};
 
+use super::clipboard::{ClipboardLink, ClipboardOpener, ClipboardResult};
 use super::pictures::LayerJob;
 
 /// Native file dialogs, behind a trait so tests (and machines without a desktop portal)
@@ -21,8 +22,8 @@ use super::pictures::LayerJob;
 pub trait FileDialogs: Send + Sync {
     /// `Ok(Some(path))` picked, `Ok(None)` cancelled, `Err` no dialog could be shown.
     fn pick_image(&self, start_dir: Option<&Path>) -> Result<Option<PathBuf>, String>;
-    /// Where to save; `proposed` is the suggested file.
-    fn save_png(&self, proposed: &Path) -> Result<Option<PathBuf>, String>;
+    /// Where to save (PNG or WebP); `proposed` is the suggested file.
+    fn save_path(&self, proposed: &Path) -> Result<Option<PathBuf>, String>;
 }
 
 /// The system's dialogs through rfd (the XDG desktop portal on Linux, zenity as its
@@ -74,11 +75,15 @@ impl FileDialogs for NativeDialogs {
         judged(start, d.pick_file())
     }
 
-    fn save_png(&self, proposed: &Path) -> Result<Option<PathBuf>, String> {
+    fn save_path(&self, proposed: &Path) -> Result<Option<PathBuf>, String> {
         native_dialog_possible()?;
-        let mut d = rfd::FileDialog::new()
-            .set_title("Save the cut-out")
-            .add_filter("PNG image", &["png"]);
+        let webp_first = proposed.extension().is_some_and(|e| e == "webp");
+        let filters = [("PNG image", "png"), ("WebP image (lossless)", "webp")];
+        let mut d = rfd::FileDialog::new().set_title("Save the cut-out");
+        for i in [0, 1] {
+            let (name, ext) = filters[if webp_first { 1 - i } else { i }];
+            d = d.add_filter(name, &[ext]);
+        }
         if let Some(dir) = proposed.parent().filter(|d| !d.as_os_str().is_empty()) {
             d = d.set_directory(dir);
         }
@@ -134,6 +139,7 @@ pub enum TaskResult {
         path: PathBuf,
         result: Result<(), String>,
     },
+    Clipboard(ClipboardResult),
 }
 
 /// Starts tasks and collects their results.
@@ -144,12 +150,19 @@ pub struct Tasks {
     dialogs: Arc<dyn FileDialogs>,
     /// A dialog is open (only one at a time).
     pub dialog_open: bool,
+    /// Copy and paste, on the clipboard's own thread.
+    pub clipboard: ClipboardLink,
 }
 
 impl Tasks {
-    pub fn new(dialogs: Arc<dyn FileDialogs>, wake: Arc<dyn Fn() + Send + Sync>) -> Self {
+    pub fn new(
+        dialogs: Arc<dyn FileDialogs>,
+        clipboard: ClipboardOpener,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> Self {
         let (tx, rx) = channel();
         Tasks {
+            clipboard: ClipboardLink::new(clipboard, tx.clone(), wake.clone()),
             tx,
             rx,
             wake,
@@ -232,27 +245,37 @@ impl Tasks {
         self.dialog_open = true;
         let dialogs = self.dialogs.clone();
         self.spawn("dialog", move || TaskResult::SavePath {
-            result: dialogs.save_png(&proposed),
+            result: dialogs.save_path(&proposed),
         });
     }
 
     /// Composes, encodes and writes the full-resolution cut-out atomically.
-    pub fn save(&self, image: Arc<LoadedImage>, mask: Arc<AlphaMask>, path: PathBuf) {
+    pub fn save(&self, job: SaveJob) {
         self.spawn("save", move || {
-            let result = save_cutout(&image, &mask, &path);
-            TaskResult::Saved { path, result }
+            let result = job.run();
+            TaskResult::Saved {
+                path: job.path,
+                result,
+            }
         });
     }
 }
 
-fn save_cutout(image: &LoadedImage, mask: &GrayImage, path: &Path) -> Result<(), String> {
-    if mask.dimensions() != (image.width(), image.height()) {
-        return Err("the selection does not match the image size".into());
+/// One save: what to write, where, and how.
+pub struct SaveJob {
+    pub image: Arc<LoadedImage>,
+    pub mask: Arc<AlphaMask>,
+    pub path: PathBuf,
+    pub format: imageio::ExportFormat,
+    pub options: imageio::ExportOptions,
+}
+
+impl SaveJob {
+    fn run(&self) -> Result<(), String> {
+        let bytes = imageio::export_cutout(&self.image, &self.mask, self.format, self.options)?;
+        let protected: Vec<&Path> = self.image.path.as_deref().into_iter().collect();
+        imageio::save_atomic(&self.path, &bytes, &protected).map_err(|e| e.to_string())
     }
-    let cut = imageio::compose_cutout(image.pixels(), mask);
-    let png = imageio::encode_png(&cut).map_err(|e| format!("could not encode the PNG: {e}"))?;
-    let protected: Vec<&Path> = image.path.as_deref().into_iter().collect();
-    imageio::save_atomic(path, &png, &protected).map_err(|e| e.to_string())
 }
 
 /// The size of the display copy of a `w` x `h` image under a texture limit.

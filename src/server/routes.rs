@@ -154,10 +154,14 @@ fn multipart_error(e: MultipartError) -> ApiError {
 /// Decodes the upload and starts a session on it.
 async fn open_session(state: &AppState, name: String, bytes: Bytes) -> Result<SessionId, ApiError> {
     let _permit = state.cpu_permit().await?;
-    let image =
-        blocking(move || imageio::decode_bytes(bytes.to_vec(), &name, &DecodeLimits::default()))
-            .await?
-            .map_err(EngineError::from)?;
+    let image = blocking(move || {
+        let mut image = imageio::decode_bytes(bytes.to_vec(), &name, &DecodeLimits::default())?;
+        // Sessions answer with 8-bit PNGs: a 16-bit copy would only hold memory.
+        image.drop_deep_pixels();
+        Ok::<_, imageio::ImageLoadError>(image)
+    })
+    .await?
+    .map_err(EngineError::from)?;
     Ok(state.sessions.open(Arc::new(image)).await?)
 }
 

@@ -3,6 +3,8 @@
 
 use image::{GrayImage, Luma, Rgb, RgbImage};
 
+pub mod broken;
+
 /// A tiny deterministic PRNG (xorshift) so textures are the same on every run.
 pub struct Rng(u64);
 

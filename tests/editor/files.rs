@@ -120,3 +120,29 @@ fn an_image_given_at_start_opens_and_v_switches_the_view() {
     h.step();
     assert_ne!(h.state().view_mode(), before);
 }
+
+#[test]
+fn every_broken_file_gives_a_clear_message_and_the_open_image_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_scene(dir.path(), "good.png", 120, 90);
+    let mut h = harness(1.0, options(None, None));
+    open(&mut h, &good);
+    for file in crate::common::broken::corpus() {
+        let path = dir.path().join(file.name);
+        std::fs::write(&path, &file.bytes).unwrap();
+        drop_file(&mut h, &path);
+        wait_until(&mut h, file.name, |a| !a.is_loading());
+        let messages = h.state().messages();
+        assert!(
+            messages.iter().any(|m| {
+                let m = m.to_lowercase();
+                m.contains(&file.name.to_lowercase()) && m.contains(file.expect)
+            }),
+            "{} should say {:?}: {messages:?}",
+            file.name,
+            file.expect
+        );
+        let img = h.state().image().expect("the good image stays open");
+        assert_eq!(img.path.as_deref(), Some(good.as_path()), "{}", file.name);
+    }
+}

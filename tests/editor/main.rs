@@ -9,8 +9,10 @@ mod common;
 mod model_server;
 mod support;
 
+mod clipboard;
 mod downloads;
 mod engines;
+mod export;
 mod files;
 mod overlays;
 mod pointer;

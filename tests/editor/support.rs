@@ -26,7 +26,7 @@ impl FileDialogs for TestDialogs {
     fn pick_image(&self, _start: Option<&Path>) -> Result<Option<PathBuf>, String> {
         Err("no desktop file dialog is available".into())
     }
-    fn save_png(&self, _proposed: &Path) -> Result<Option<PathBuf>, String> {
+    fn save_path(&self, _proposed: &Path) -> Result<Option<PathBuf>, String> {
         Ok(self.save_to.lock().unwrap().clone())
     }
 }
@@ -58,6 +58,7 @@ pub fn options_with(dialogs: Arc<TestDialogs>, engine: Option<Arc<dyn Engine>>) 
         dialogs,
         engine: engine.map(|e| (e, WorkerPolicy::default())),
         key_file: None,
+        clipboard: aicut::app::clipboard::system(),
         models: None,
     }
 }

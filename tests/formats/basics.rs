@@ -2,17 +2,15 @@
 
 use std::io::Cursor;
 
-mod common;
-
+use crate::common::{self, exif_with_orientation};
 use aicut::imageio::{self, DecodeLimits, ImageLoadError};
-use common::exif_with_orientation;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::imageops;
 use image::{DynamicImage, ImageEncoder, ImageFormat, Rgb, RgbImage};
 
 /// A 24x16 picture of four flat, distinct quadrants: any flip or turn changes it.
-fn reference() -> RgbImage {
+pub fn reference() -> RgbImage {
     RgbImage::from_fn(24, 16, |x, y| match (x < 12, y < 8) {
         (true, true) => Rgb([230, 20, 20]),
         (false, true) => Rgb([20, 200, 30]),
@@ -22,7 +20,7 @@ fn reference() -> RgbImage {
 }
 
 /// The stored pixels that EXIF `orientation` turns into `displayed`.
-fn stored_for(displayed: &RgbImage, orientation: u16) -> RgbImage {
+pub fn stored_for(displayed: &RgbImage, orientation: u16) -> RgbImage {
     let transpose = |p: &RgbImage| imageops::flip_horizontal(&imageops::rotate90(p));
     match orientation {
         1 => displayed.clone(),
@@ -37,35 +35,40 @@ fn stored_for(displayed: &RgbImage, orientation: u16) -> RgbImage {
     }
 }
 
+/// Writes `img` through an encoder that carries EXIF.
+fn with_exif(mut enc: impl ImageEncoder, img: &RgbImage, exif: Vec<u8>) {
+    enc.set_exif_metadata(exif).unwrap();
+    let (w, h) = img.dimensions();
+    enc.write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+        .unwrap();
+}
+
 fn encode(img: &RgbImage, format: ImageFormat, orientation: u16) -> Vec<u8> {
     encode_with_exif(img, format, exif_with_orientation(orientation))
 }
 
-/// PNG or JPEG (quality 100) carrying the given EXIF block.
+/// PNG, JPEG (quality 100), lossless WebP or TIFF carrying the given EXIF block (TIFF:
+/// its own Orientation tag, read from the block's first entry).
 fn encode_with_exif(img: &RgbImage, format: ImageFormat, exif: Vec<u8>) -> Vec<u8> {
     let mut out = Vec::new();
     match format {
-        ImageFormat::Png => {
-            let mut enc = PngEncoder::new(&mut out);
-            enc.set_exif_metadata(exif).unwrap();
-            enc.write_image(
-                img.as_raw(),
-                img.width(),
-                img.height(),
-                image::ExtendedColorType::Rgb8,
-            )
-            .unwrap();
+        ImageFormat::Png => with_exif(PngEncoder::new(&mut out), img, exif),
+        ImageFormat::Jpeg => with_exif(JpegEncoder::new_with_quality(&mut out, 100), img, exif),
+        ImageFormat::WebP => {
+            let enc = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
+            with_exif(enc, img, exif)
         }
-        ImageFormat::Jpeg => {
-            let mut enc = JpegEncoder::new_with_quality(&mut out, 100);
-            enc.set_exif_metadata(exif).unwrap();
-            enc.write_image(
-                img.as_raw(),
-                img.width(),
-                img.height(),
-                image::ExtendedColorType::Rgb8,
-            )
-            .unwrap();
+        ImageFormat::Tiff => {
+            let orientation = u16::from_le_bytes([exif[18], exif[19]]);
+            let mut cursor = Cursor::new(&mut out);
+            let mut enc = tiff::encoder::TiffEncoder::new(&mut cursor).unwrap();
+            let mut tif = enc
+                .new_image::<tiff::encoder::colortype::RGB8>(img.width(), img.height())
+                .unwrap();
+            tif.encoder()
+                .write_tag(tiff::tags::Tag::Orientation, orientation)
+                .unwrap();
+            tif.write_data(img.as_raw()).unwrap();
         }
         _ => unreachable!(),
     }
@@ -83,7 +86,12 @@ fn max_channel_diff(a: &image::RgbaImage, b: &RgbImage) -> u8 {
 #[test]
 fn all_eight_exif_orientations_decode_to_the_same_grid() {
     let want = reference();
-    for (format, tolerance) in [(ImageFormat::Png, 0u8), (ImageFormat::Jpeg, 40)] {
+    for (format, tolerance) in [
+        (ImageFormat::Png, 0u8),
+        (ImageFormat::Jpeg, 40),
+        (ImageFormat::WebP, 0),
+        (ImageFormat::Tiff, 0),
+    ] {
         for o in 1..=8u16 {
             let stored = stored_for(&want, o);
             if o >= 5 {
@@ -137,44 +145,9 @@ fn every_supported_format_decodes() {
     }
 }
 
-/// CRC-32 (IEEE) for hand-made PNG chunks.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
-    let mut v = (data.len() as u32).to_be_bytes().to_vec();
-    let mut body = kind.to_vec();
-    body.extend_from_slice(data);
-    v.extend_from_slice(&body);
-    v.extend_from_slice(&crc32(&body).to_be_bytes());
-    v
-}
-
 #[test]
 fn a_png_declaring_100000_square_pixels_is_refused_before_allocating() {
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
-    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]); // 8-bit RGBA
-    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
-    bytes.extend(png_chunk(b"IHDR", &ihdr));
-    bytes.extend(png_chunk(
-        b"IDAT",
-        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
-    ));
-    bytes.extend(png_chunk(b"IEND", &[]));
+    let bytes = common::broken::png_declaring(100_000, 100_000);
     let err = imageio::decode_bytes(bytes, "bomb.png", &DecodeLimits::default()).unwrap_err();
     assert!(matches!(err, ImageLoadError::TooLarge { .. }), "{err:?}");
     assert!(err.to_string().contains("bomb.png"), "{err}");
@@ -304,4 +277,29 @@ fn atomic_save_writes_whole_files_and_never_over_the_source() {
 
     let err = imageio::save_atomic(&dir.path().join("no/such/dir/x.png"), b"x", &[]).unwrap_err();
     assert!(err.to_string().contains("no/such/dir"), "{err}");
+}
+
+#[test]
+fn a_full_disk_mid_write_is_reported_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cutout.png");
+    std::fs::write(&out, b"the previous cut-out").unwrap();
+    // A disk that fills up after the first bytes, as ENOSPC arrives in the middle of a write.
+    let err = imageio::save_atomic_with(&out, &[], |f| {
+        use std::io::Write;
+        f.write_all(b"half a PNG")?;
+        Err(std::io::Error::from(std::io::ErrorKind::StorageFull))
+    })
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("cutout.png") && msg.contains("disk is full"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"the previous cut-out");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary left"
+    );
 }
