@@ -49,15 +49,15 @@ const GROW_MIN: f32 = 12.0;
 const BOXES: [usize; 5] = [10, 20, 40, 80, 130];
 /// Graph-cut rounds of a box solve.
 const BOX_ITERS: usize = 2;
-/// A whole-image answer covering more of the image border than this, or more of the
-/// image than `FLOOD_AREA`, is a colour region that ran off, not an object.
-const FLOOD_BORDER: f32 = 0.2;
-const FLOOD_AREA: f32 = 0.5;
+/// A whole-image answer covering more of the image border than this is a colour region
+/// that ran off (a table, a wall, the sky), not an object.
+const FLOOD_BORDER: f32 = 0.1;
 /// A box answer is closed (the object fits the box) when at most this fraction of the
 /// pixels just inside the box's ring is selected.
 const CLOSED_EDGE: f32 = 0.03;
-/// A box answer smaller than this (working pixels) is only the click, not an object.
-const MIN_OBJECT: usize = 12;
+/// A box answer smaller than this (working pixels, about 0.1% of the picture) is only
+/// the click, not an object.
+const MIN_OBJECT: usize = 100;
 /// Candidates this similar (IoU) to a better one are not offered again.
 const SAME_CANDIDATE: f32 = 0.9;
 /// How many candidates a first click offers at most.
@@ -162,10 +162,11 @@ impl PreparedImage {
     }
 
     /// The answers to a first click, best first: the whole-image cut, unless it ran off
-    /// into a large colour region; then the cut inside the smallest box around the click
-    /// that stays clear of the box's edge wins, if it holds more than the click. The
-    /// others follow as runner-ups. `all` computes every runner-up; otherwise the work
-    /// stops at the first closed box.
+    /// into a large colour region; then the cut inside the largest box around the click
+    /// that stays clear of the box's edge wins (the most context for the colour models
+    /// while still an object, not a region), if it holds more than the click. The others
+    /// follow as runner-ups. `all` computes the runner-ups even when the whole-image cut
+    /// wins.
     pub fn first_click(&self, green: &[[f32; 2]], red: &[[f32; 2]], all: bool) -> Vec<Vec<u8>> {
         let whole = self.labels(green, red, None);
         let n = whole.len();
@@ -194,13 +195,7 @@ impl PreparedImage {
                 ..Default::default()
             };
             let labels = f.solve(green, red, full, constraints, BOX_ITERS);
-            // The smallest closed box decides: when it holds only the click, the
-            // whole-image cut stands (larger boxes are runner-ups).
-            let closed = self.is_closed(&labels, win);
             boxes.push((win, labels));
-            if flood && !all && closed {
-                break;
-            }
         }
         let mut ranked: Vec<Vec<u8>> = Vec::new();
         let closed_boxes: Vec<Vec<u8>> = boxes
@@ -211,7 +206,7 @@ impl PreparedImage {
             .map(|(_, l)| l)
             .collect();
         if flood {
-            ranked.extend(closed_boxes);
+            ranked.extend(closed_boxes.into_iter().rev());
             ranked.push(whole);
         } else {
             ranked.push(whole);
@@ -227,10 +222,9 @@ impl PreparedImage {
     }
 
     /// Whether whole-image `labels` look like a colour region that ran off rather than
-    /// an object: most of the picture, or much of its border.
+    /// an object: they cover much of the image border.
     fn looks_like_flood(&self, labels: &[u8]) -> bool {
         let f = &self.fine;
-        let area = labels.iter().filter(|&&v| v == 1).count() as f32 / labels.len() as f32;
         let border: Vec<usize> = (0..f.w * f.h)
             .filter(|&p| {
                 let (x, y) = (p % f.w, p / f.w);
@@ -239,7 +233,7 @@ impl PreparedImage {
             .collect();
         let on_border =
             border.iter().filter(|&&p| labels[p] == 1).count() as f32 / border.len().max(1) as f32;
-        on_border > FLOOD_BORDER || area > FLOOD_AREA
+        on_border > FLOOD_BORDER
     }
 
     /// Whether a box answer stays clear of its box: few selected pixels just inside the
