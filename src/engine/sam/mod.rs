@@ -138,7 +138,12 @@ impl SamModel {
                     t
                 }
             };
+        let decoder = self
+            .sam
+            .prepare_decoder(&embeddings)
+            .map_err(engine_err("preparing the mask decoder"))?;
         Ok(SamImage {
+            decoder,
             embeddings,
             encoder_size,
             full,
@@ -199,6 +204,8 @@ pub fn engine_with_cache(
 /// One photo after the image encoder, with the clicks already answered.
 pub struct SamImage {
     embeddings: Tensor,
+    /// The embeddings as the mask decoder reads them, with its per-image projections.
+    decoder: model::DecoderImage,
     /// The photo's size in the encoder's 1024 frame.
     encoder_size: (u32, u32),
     /// The photo's full size, the mask's size.
@@ -254,7 +261,7 @@ impl SamImage {
             .collect();
         self.model
             .sam
-            .decode(&self.embeddings, &points, mask_input, mask_input.is_none())
+            .decode(&self.decoder, &points, mask_input, mask_input.is_none())
             .map_err(engine_err("running the mask decoder"))
     }
 
@@ -308,7 +315,7 @@ impl Prepared for SamImage {
 
     fn heap_bytes(&self) -> usize {
         let history = self.history.lock().map_or(0, |h| h.heap_bytes());
-        self.embeddings.elem_count() * 4 + history + 64
+        self.embeddings.elem_count() * 4 + self.decoder.heap_bytes() + history + 64
     }
 }
 
