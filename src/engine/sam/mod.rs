@@ -277,12 +277,11 @@ impl SamImage {
             .and_then(|t| t.flatten_all())
             .and_then(|t| t.to_vec1())
             .map_err(engine_err("reading the mask"))?;
-        let logits = postprocess::full_res_logits(&chosen, self.encoder_size, self.full);
         Ok(Prediction {
             low_res: step.low_res.clone(),
             iou: step.iou.clone(),
             best: step.best,
-            mask: postprocess::alpha_from_logits(&logits, self.full.0, self.full.1),
+            mask: postprocess::alpha_mask(&chosen, self.encoder_size, self.full),
         })
     }
 }
