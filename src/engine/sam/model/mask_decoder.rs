@@ -271,6 +271,7 @@ fn masks_from(upscaled: &Tensor, hyper_in: &Tensor, (h, w): (usize, usize)) -> R
 
 #[cfg(test)]
 mod tests {
+    use super::super::max_diff;
     use super::*;
     use candle_core::{DType, Device};
     use std::collections::HashMap;
@@ -316,16 +317,7 @@ mod tests {
             .unwrap()
             .reshape((3, 4 * h, 4 * w))
             .unwrap();
-        let diff: f32 = (ours - theirs)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let diff = max_diff(&ours, &theirs);
         assert!(diff < 1e-4, "{diff}");
     }
 }

@@ -283,3 +283,12 @@ impl Module for MlpBlock {
         hidden.apply(&self.lin2)
     }
 }
+
+/// The largest absolute difference between two tensors of one shape (tests).
+#[cfg(test)]
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let d = (a - b).and_then(|d| d.abs()).and_then(|d| d.flatten_all());
+    d.and_then(|d| d.max(0))
+        .and_then(|d| d.to_scalar())
+        .unwrap()
+}

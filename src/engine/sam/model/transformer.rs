@@ -389,6 +389,7 @@ impl TwoWayTransformer {
 
 #[cfg(test)]
 mod tests {
+    use super::super::max_diff;
     use super::*;
     use candle_core::{DType, Device};
     use std::collections::HashMap;
@@ -436,11 +437,6 @@ mod tests {
             .unwrap()
             .apply(&a.out_proj)
             .unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        let d = (a - b).unwrap().abs().unwrap().flatten_all().unwrap();
-        d.max(0).unwrap().to_scalar().unwrap()
     }
 
     fn randn(shape: (usize, usize)) -> Tensor {
