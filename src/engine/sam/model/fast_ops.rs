@@ -1,12 +1,9 @@
-//! CPU kernels for the two operations where candle's general code was the encoder's and
-//! decoder's bottleneck (measured with `perf` on `aicut bench --engine sam`):
+//! CPU kernels where candle's general code was the encoder's and decoder's bottleneck
+//! (measured with `perf` on `aicut bench --engine sam`):
 //!
 //! - GELU: candle's exact GELU calls libm's `erff` per element on one thread. This runs the
 //!   same exact GELU with the erf approximation PyTorch's vectorised CPU kernel uses
 //!   (Abramowitz and Stegun 7.1.26, error below 1.5e-7), over all cores.
-//! - A 2x2, stride-2 transposed convolution (the mask decoder's upscaling): the output
-//!   blocks do not overlap, so it is one matrix product and a reshuffle, where candle's
-//!   generic transposed convolution loops over every tap.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -65,63 +62,16 @@ impl GeluExact for Tensor {
     }
 }
 
-/// `ConvTranspose2d(kernel_size=2, stride=2)`: `xs (b, cin, h, w)`, `weight (cin, cout, 2,
-/// 2)`, `bias (cout)` to `(b, cout, 2h, 2w)`.
-pub fn conv_transpose_2x2(xs: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    let (b, cin, h, w) = xs.dims4()?;
-    let cout = weight.dim(1)?;
-    // (cout * 4, cin) @ (b, cin, h * w) -> (b, cout, 2, 2, h, w)
-    let taps = weight.reshape((cin, cout * 4))?.t()?.contiguous()?;
-    let blocks = taps
-        .broadcast_left(b)?
-        .matmul(&xs.reshape((b, cin, h * w))?.contiguous()?)?
-        .reshape((b, cout, 2, 2, h, w))?;
-    // Interleave: output row 2y + ky, column 2x + kx.
-    blocks
-        .permute((0, 1, 4, 2, 5, 3))?
-        .reshape((b, cout, 2 * h, 2 * w))?
-        .broadcast_add(&bias.reshape((1, cout, 1, 1))?)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::max_diff;
     use super::*;
     use candle_core::Device;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
 
     #[test]
     fn gelu_matches_candles_exact_gelu() {
         let xs = Tensor::randn(0f32, 3.0, (3, 1000), &Device::Cpu).unwrap();
         let diff = max_diff(&gelu(&xs).unwrap(), &xs.gelu_erf().unwrap());
         assert!(diff < 1e-6, "{diff}");
-    }
-
-    #[test]
-    fn the_transposed_convolution_matches_candles() {
-        let dev = Device::Cpu;
-        let xs = Tensor::randn(0f32, 1.0, (2, 5, 3, 4), &dev).unwrap();
-        let weight = Tensor::randn(0f32, 1.0, (5, 3, 2, 2), &dev).unwrap();
-        let bias = Tensor::new(&[0.5f32, -1.0, 2.0], &dev).unwrap();
-        let ours = conv_transpose_2x2(&xs, &weight, &bias).unwrap();
-        let theirs = xs
-            .conv_transpose2d(&weight, 0, 0, 2, 1)
-            .unwrap()
-            .broadcast_add(&bias.reshape((1, 3, 1, 1)).unwrap())
-            .unwrap();
-        assert_eq!(ours.dims(), [2, 3, 6, 8]);
-        let diff = max_diff(&ours, &theirs);
-        assert!(diff < 1e-5, "{diff}");
     }
 }

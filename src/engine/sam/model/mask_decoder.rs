@@ -1,8 +1,9 @@
 use candle_core::{IndexOp, Result, Tensor};
 use candle_nn::{Module, VarBuilder};
 
-use super::fast_ops::{GeluExact, conv_transpose_2x2};
-use super::transformer::TwoWayTransformer;
+use super::fast_ops::GeluExact;
+use super::prompt_encoder::Dense;
+use super::transformer::{ImageCache, TwoWayTransformer};
 
 #[derive(Debug)]
 struct MlpMaskDecoder {
@@ -55,18 +56,66 @@ impl Module for MlpMaskDecoder {
     }
 }
 
+/// A 2x2, stride-2 transposed convolution for token-major input: `weight` `(cin, 4 * cout)`
+/// with columns in `(ky, kx, c)` order, `bias` `(1, 4 * cout)`. Input pixel `p`'s row of the
+/// product holds its four output pixels' channels one after the other, so the next step
+/// (a layer norm over channels) reads them contiguously; the output is never interleaved
+/// until the masks are made.
+#[derive(Debug)]
+struct Upscale {
+    weight: Tensor,
+    bias: Tensor,
+    cout: usize,
+}
+
+impl Upscale {
+    fn new(cin: usize, cout: usize, vb: VarBuilder) -> Result<Self> {
+        let w = vb.get((cin, cout, 2, 2), "weight")?;
+        let b = vb.get(cout, "bias")?;
+        Ok(Self {
+            weight: w
+                .permute((0, 2, 3, 1))?
+                .reshape((cin, 4 * cout))?
+                .contiguous()?,
+            bias: Tensor::cat(&[&b, &b, &b, &b], 0)?.unsqueeze(0)?,
+            cout,
+        })
+    }
+
+    /// `(pixels, cin)` to `(4 * pixels, cout)`: each input pixel's 2x2 block, `(ky, kx)`.
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let out = xs.matmul(&self.weight)?.broadcast_add(&self.bias)?;
+        out.reshape(((), self.cout))
+    }
+}
+
 #[derive(Debug)]
 pub struct MaskDecoder {
     iou_token: candle_nn::Embedding,
     mask_tokens: candle_nn::Embedding,
     iou_prediction_head: MlpMaskDecoder,
-    /// 2x2 stride-2 transposed convolutions: `(weight, bias)`.
-    output_upscaling_conv1: (Tensor, Tensor),
+    output_upscaling_conv1: Upscale,
     output_upscaling_ln: super::LayerNorm2d,
-    output_upscaling_conv2: (Tensor, Tensor),
+    output_upscaling_conv2: Upscale,
     num_mask_tokens: usize,
     output_hypernetworks_mlps: Vec<MlpMaskDecoder>,
     transformer: TwoWayTransformer,
+}
+
+/// One image's embeddings as the decoder reads them, prepared once per image.
+pub struct DecoderImage {
+    /// `(4096, C)`: the image tokens, row-major over the 64x64 grid.
+    tokens: Tensor,
+    cache: ImageCache,
+}
+
+impl DecoderImage {
+    pub fn heap_bytes(&self) -> usize {
+        4 * [&self.tokens, &self.cache.k, &self.cache.v, &self.cache.q]
+            .iter()
+            .map(|t| t.elem_count())
+            .sum::<usize>()
+    }
 }
 
 impl MaskDecoder {
@@ -89,17 +138,14 @@ impl MaskDecoder {
         let iou_token = candle_nn::embedding(1, transformer_dim, vb.pp("iou_token"))?;
         let mask_tokens =
             candle_nn::embedding(num_mask_tokens, transformer_dim, vb.pp("mask_tokens"))?;
-        let up = |cin: usize, cout: usize, vb: VarBuilder| -> Result<(Tensor, Tensor)> {
-            Ok((vb.get((cin, cout, 2, 2), "weight")?, vb.get(cout, "bias")?))
-        };
-        let output_upscaling_conv1 = up(
+        let output_upscaling_conv1 = Upscale::new(
             transformer_dim,
             transformer_dim / 4,
             vb.pp("output_upscaling.0"),
         )?;
         let output_upscaling_ln =
             super::LayerNorm2d::new(transformer_dim / 4, 1e-6, vb.pp("output_upscaling.1"))?;
-        let output_upscaling_conv2 = up(
+        let output_upscaling_conv2 = Upscale::new(
             transformer_dim / 4,
             transformer_dim / 8,
             vb.pp("output_upscaling.3"),
@@ -137,91 +183,141 @@ impl MaskDecoder {
         })
     }
 
-    pub fn forward(
-        &self,
-        image_embeddings: &Tensor,
-        image_pe: &Tensor,
-        sparse_prompt_embeddings: &Tensor,
-        dense_prompt_embeddings: &Tensor,
-        multimask_output: bool,
-    ) -> Result<(Tensor, Tensor)> {
-        let (masks, iou_pred) = self.predict_masks(
-            image_embeddings,
-            image_pe,
-            sparse_prompt_embeddings,
-            dense_prompt_embeddings,
-        )?;
-        let masks = if multimask_output {
-            masks.i((.., 1..))?
-        } else {
-            masks.i((.., 0..1))?
-        };
-        let iou_pred = if multimask_output {
-            iou_pred.i((.., 1..))?
-        } else {
-            iou_pred.i((.., 0..1))?
-        };
-        Ok((masks, iou_pred))
+    /// Prepares image embeddings `(1, C, 64, 64)` for any number of prompts; `image_pe`
+    /// is the token-major positional encoding `(4096, C)`.
+    pub fn prepare(&self, image_embeddings: &Tensor, image_pe: &Tensor) -> Result<DecoderImage> {
+        let (_, c, h, w) = image_embeddings.dims4()?;
+        let tokens = image_embeddings.reshape((c, h * w))?.t()?.contiguous()?;
+        let cache = self.transformer.cache_image(&tokens, image_pe)?;
+        Ok(DecoderImage { tokens, cache })
     }
 
-    fn predict_masks(
+    /// Low-res logits `(masks, 256, 256)` and predicted IoUs `(masks)` for one prompt:
+    /// the three multimask outputs, or the single one.
+    pub fn forward(
         &self,
-        image_embeddings: &Tensor,
+        image: &DecoderImage,
         image_pe: &Tensor,
         sparse_prompt_embeddings: &Tensor,
-        dense_prompt_embeddings: &Tensor,
+        dense: &Dense,
+        multimask_output: bool,
     ) -> Result<(Tensor, Tensor)> {
-        // Concatenate output tokens.
-        let output_tokens = Tensor::cat(
-            &[self.iou_token.embeddings(), self.mask_tokens.embeddings()],
+        let outputs = if multimask_output {
+            1..self.num_mask_tokens
+        } else {
+            0..1
+        };
+        let tokens = Tensor::cat(
+            &[
+                self.iou_token.embeddings(),
+                self.mask_tokens.embeddings(),
+                &sparse_prompt_embeddings.squeeze(0)?,
+            ],
             0,
         )?;
-        let (d1, d2) = output_tokens.dims2()?;
-        let output_tokens =
-            output_tokens
-                .unsqueeze(0)?
-                .expand((sparse_prompt_embeddings.dim(0)?, d1, d2))?;
-        let tokens = Tensor::cat(&[&output_tokens, sparse_prompt_embeddings], 1)?;
+        let src = dense.add_to(&image.tokens)?;
+        let (hs, src) = self
+            .transformer
+            .forward(&src, &image.cache, dense, image_pe, &tokens)?;
+        let iou_pred = self
+            .iou_prediction_head
+            .forward(&hs.i(0..1)?)?
+            .i((.., outputs.clone()))?;
 
-        // Expand per-image data in batch direction to be per mask
-        let src = repeat_interleave(image_embeddings, tokens.dim(0)?, 0)?;
-        let src = src.broadcast_add(dense_prompt_embeddings)?;
-        let pos_src = repeat_interleave(image_pe, tokens.dim(0)?, 0)?;
-        let (b, c, h, w) = src.dims4()?;
-
-        // Run the transformer
-        let (hs, src) = self.transformer.forward(&src, &pos_src, &tokens)?;
-        let iou_token_out = hs.i((.., 0))?;
-        let mask_tokens_out = hs.i((.., 1..1 + self.num_mask_tokens))?;
-
-        // Upscale mask embeddings and predict masks using the masks tokens.
-        let src = src.transpose(1, 2)?.reshape((b, c, h, w))?;
-        let (w1, b1) = &self.output_upscaling_conv1;
-        let (w2, b2) = &self.output_upscaling_conv2;
-        let upscaled = conv_transpose_2x2(&src, w1, b1)?
-            .apply(&self.output_upscaling_ln)?
-            .gelu_exact()?;
-        let upscaled_embedding = conv_transpose_2x2(&upscaled, w2, b2)?.gelu_exact()?;
-        let mut hyper_in_list = Vec::with_capacity(self.num_mask_tokens);
-        for (i, mlp) in self.output_hypernetworks_mlps.iter().enumerate() {
-            let h = mlp.forward(&mask_tokens_out.i((.., i))?)?;
-            hyper_in_list.push(h)
+        let mut hyper_in = Vec::with_capacity(outputs.len());
+        for i in outputs {
+            let token = hs.i(1 + i..2 + i)?;
+            hyper_in.push(self.output_hypernetworks_mlps[i].forward(&token)?);
         }
-        let hyper_in = Tensor::stack(hyper_in_list.as_slice(), 1)?.contiguous()?;
-        let (b, c, h, w) = upscaled_embedding.dims4()?;
-        let masks = hyper_in.matmul(&upscaled_embedding.reshape((b, c, h * w))?)?;
-        let masks = masks.reshape((b, (), h, w))?;
+        let hyper_in = Tensor::cat(&hyper_in, 0)?;
+        let masks = masks_from(&self.upscale(&src)?, &hyper_in, (64, 64))?;
+        Ok((masks, iou_pred.squeeze(0)?))
+    }
 
-        // Generate mask quality predictions.
-        let iou_pred = self.iou_prediction_head.forward(&iou_token_out)?;
-        Ok((masks, iou_pred))
+    /// The upscaled mask embedding of the image tokens `(4096, C)`, in the blocks order of
+    /// [`Upscale`]: `(4096 * 16, C / 8)`.
+    fn upscale(&self, src: &Tensor) -> Result<Tensor> {
+        let ln = &self.output_upscaling_ln;
+        let eps = ln.eps as f32;
+        let up = self.output_upscaling_conv1.forward(src)?;
+        let up = candle_nn::ops::layer_norm(&up, &ln.weight, &ln.bias, eps)?.gelu_exact()?;
+        self.output_upscaling_conv2.forward(&up)?.gelu_exact()
     }
 }
 
-// Equivalent to torch.repeat_interleave
-fn repeat_interleave(img: &Tensor, repeats: usize, dim: usize) -> Result<Tensor> {
-    let img = img.unsqueeze(dim + 1)?;
-    let mut dims = img.dims().to_vec();
-    dims[dim + 1] = repeats;
-    img.broadcast_as(dims)?.flatten(dim, dim + 1)
+/// The masks `(m, 4h, 4w)` from the upscaled embedding (rows in the order of two nested
+/// [`Upscale`] blocks over the `h x w` grid) and the hypernetwork outputs `(m, C / 8)`.
+fn masks_from(upscaled: &Tensor, hyper_in: &Tensor, (h, w): (usize, usize)) -> Result<Tensor> {
+    let m = hyper_in.dim(0)?;
+    // (16hw, m): pixel-major products, then scattered to their places.
+    let flat = upscaled
+        .matmul(&hyper_in.t()?)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let (ow, plane) = (4 * w, 16 * h * w);
+    let mut out = vec![0f32; m * plane];
+    for (r, values) in flat.chunks_exact(m).enumerate() {
+        // r = ((((y * w + x) * 2 + ky) * 2 + kx) * 2 + ky2) * 2 + kx2
+        let (kx2, ky2, kx, ky) = (r & 1, (r >> 1) & 1, (r >> 2) & 1, (r >> 3) & 1);
+        let p = r >> 4;
+        let (y, x) = (p / w, p % w);
+        let at = (4 * y + 2 * ky + ky2) * ow + 4 * x + 2 * kx + kx2;
+        for (k, v) in values.iter().enumerate() {
+            out[k * plane + at] = *v;
+        }
+    }
+    Tensor::from_vec(out, (m, 4 * h, 4 * w), hyper_in.device())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::max_diff;
+    use super::*;
+    use candle_core::{DType, Device};
+    use std::collections::HashMap;
+
+    #[test]
+    fn two_upscales_and_the_hypernetwork_product_match_transposed_convolutions() {
+        let dev = Device::Cpu;
+        let (c, h, w) = (16, 3, 5);
+        let mut ts = HashMap::new();
+        for (name, (cin, cout)) in [("a", (c, c / 4)), ("b", (c / 4, c / 8))] {
+            let weight = Tensor::randn(0f32, 1.0, (cin, cout, 2, 2), &dev).unwrap();
+            ts.insert(format!("{name}.weight"), weight);
+            ts.insert(
+                format!("{name}.bias"),
+                Tensor::randn(0f32, 1.0, cout, &dev).unwrap(),
+            );
+        }
+        let vb = VarBuilder::from_tensors(ts.clone(), DType::F32, &dev);
+        let a = Upscale::new(c, c / 4, vb.pp("a")).unwrap();
+        let b = Upscale::new(c / 4, c / 8, vb.pp("b")).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (1, c, h, w), &dev).unwrap();
+        let hyper = Tensor::randn(0f32, 1.0, (3, c / 8), &dev).unwrap();
+
+        let tokens = x
+            .reshape((c, h * w))
+            .unwrap()
+            .t()
+            .unwrap()
+            .contiguous()
+            .unwrap();
+        let up = b.forward(&a.forward(&tokens).unwrap()).unwrap();
+        let ours = masks_from(&up, &hyper, (h, w)).unwrap();
+
+        let conv = |x: &Tensor, name: &str| {
+            let bias = ts[&format!("{name}.bias")].reshape((1, (), 1, 1)).unwrap();
+            let weight = &ts[&format!("{name}.weight")];
+            let y = x.conv_transpose2d(weight, 0, 0, 2, 1).unwrap();
+            y.broadcast_add(&bias).unwrap()
+        };
+        let up = conv(&conv(&x, "a"), "b");
+        let theirs = hyper
+            .matmul(&up.reshape((c / 8, 16 * h * w)).unwrap())
+            .unwrap()
+            .reshape((3, 4 * h, 4 * w))
+            .unwrap();
+        let diff = max_diff(&ours, &theirs);
+        assert!(diff < 1e-4, "{diff}");
+    }
 }

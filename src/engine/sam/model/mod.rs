@@ -19,6 +19,7 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use image_encoder::ImageEncoderViT;
+pub use mask_decoder::DecoderImage;
 use mask_decoder::MaskDecoder;
 use prompt_encoder::PromptEncoder;
 use tiny_vit::TinyViT;
@@ -158,12 +159,19 @@ impl Sam {
         }
     }
 
+    /// What the mask decoder keeps of an image's embeddings `(1, 256, 64, 64)` for all its
+    /// prompts (computed once per image).
+    pub fn prepare_decoder(&self, embeddings: &Tensor) -> Result<DecoderImage> {
+        self.mask_decoder
+            .prepare(embeddings, self.prompt_encoder.dense_pe())
+    }
+
     /// Runs the prompt encoder and mask decoder. `points` are in the 1024 frame (the
     /// reference's `apply_coords` output) with labels 1 (include) or 0 (exclude);
     /// `mask_input` is a previous `(256, 256)` low-res logit map to refine.
     pub fn decode(
         &self,
-        embeddings: &Tensor,
+        image: &DecoderImage,
         points: &[(f32, f32, f32)],
         mask_input: Option<&Tensor>,
         multimask: bool,
@@ -181,13 +189,16 @@ impl Sam {
         let (sparse, dense) = self
             .prompt_encoder
             .forward(points, None, mask_input.as_ref())?;
-        let image_pe = self.prompt_encoder.get_dense_pe()?;
-        let (masks, iou) = self
-            .mask_decoder
-            .forward(embeddings, &image_pe, &sparse, &dense, multimask)?;
+        let (masks, iou) = self.mask_decoder.forward(
+            image,
+            self.prompt_encoder.dense_pe(),
+            &sparse,
+            &dense,
+            multimask,
+        )?;
         Ok(Decoded {
-            low_res: masks.squeeze(0)?.to_dtype(DType::F32)?,
-            iou: iou.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?,
+            low_res: masks.to_dtype(DType::F32)?,
+            iou: iou.to_dtype(DType::F32)?.to_vec1()?,
         })
     }
 }
@@ -271,4 +282,13 @@ impl Module for MlpBlock {
         };
         hidden.apply(&self.lin2)
     }
+}
+
+/// The largest absolute difference between two tensors of one shape (tests).
+#[cfg(test)]
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    let d = (a - b).and_then(|d| d.abs()).and_then(|d| d.flatten_all());
+    d.and_then(|d| d.max(0))
+        .and_then(|d| d.to_scalar())
+        .unwrap()
 }

@@ -2,6 +2,8 @@ use super::fast_ops::GeluExact;
 use candle_core::{D, DType, IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use super::transformer::DenseTerm;
+
 #[derive(Debug)]
 struct PositionEmbeddingRandom {
     positional_encoding_gaussian_matrix: Tensor,
@@ -62,10 +64,10 @@ pub struct PromptEncoder {
     mask_downscaling_ln2: super::LayerNorm2d,
     mask_downscaling_conv3: candle_nn::Conv2d,
     no_mask_embed: candle_nn::Embedding,
-    image_embedding_size: (usize, usize),
     input_image_size: (usize, usize),
     embed_dim: usize,
-    /// The positional encoding of the embedding grid: constant, so computed once.
+    /// The positional encoding of the embedding grid (token-major): constant, so computed
+    /// once.
     dense_pe: Tensor,
 }
 
@@ -111,9 +113,12 @@ impl PromptEncoder {
             let emb = candle_nn::embedding(1, embed_dim, vb_e.pp(i))?;
             point_embeddings.push(emb)
         }
+        let (h, w) = image_embedding_size;
         let dense_pe = pe_layer
-            .forward(image_embedding_size.0, image_embedding_size.1)?
-            .unsqueeze(0)?;
+            .forward(h, w)?
+            .reshape((embed_dim, h * w))?
+            .t()?
+            .contiguous()?;
         Ok(Self {
             dense_pe,
             pe_layer,
@@ -125,14 +130,14 @@ impl PromptEncoder {
             mask_downscaling_ln2,
             mask_downscaling_conv3,
             no_mask_embed,
-            image_embedding_size,
             input_image_size,
             embed_dim,
         })
     }
 
-    pub fn get_dense_pe(&self) -> Result<Tensor> {
-        Ok(self.dense_pe.clone())
+    /// The positional encoding of the embedding grid, token-major: `(h * w, C)`.
+    pub fn dense_pe(&self) -> &Tensor {
+        &self.dense_pe
     }
 
     fn embed_masks(&self, masks: &Tensor) -> Result<Tensor> {
@@ -142,8 +147,7 @@ impl PromptEncoder {
             .gelu_exact()?
             .apply(&self.mask_downscaling_conv2)?
             .apply(&self.mask_downscaling_ln2)?
-            .gelu_exact()?
-            .apply(&self.mask_downscaling_conv3)
+            .gelu_exact()
     }
 
     fn embed_points(&self, points: &Tensor, labels: &Tensor, pad: bool) -> Result<Tensor> {
@@ -205,7 +209,7 @@ impl PromptEncoder {
         points: Option<(&Tensor, &Tensor)>,
         boxes: Option<&Tensor>,
         masks: Option<&Tensor>,
-    ) -> Result<(Tensor, Tensor)> {
+    ) -> Result<(Tensor, Dense)> {
         let se_points = match points {
             Some((coords, labels)) => Some(self.embed_points(coords, labels, boxes.is_none())?),
             None => None,
@@ -224,18 +228,68 @@ impl PromptEncoder {
             }
         };
 
-        let dense_embeddings = match masks {
-            None => {
-                let emb = self.no_mask_embed.embeddings();
-                emb.reshape((1, (), 1, 1))?.expand((
-                    1,
-                    emb.elem_count(),
-                    self.image_embedding_size.0,
-                    self.image_embedding_size.1,
-                ))?
+        let dense = match masks {
+            None => Dense::Constant(self.no_mask_embed.embeddings().clone()),
+            Some(masks) => {
+                // The last 1x1 convolution stays unapplied: see `Dense`.
+                let hidden = self.embed_masks(masks)?;
+                let (_, c, h, w) = hidden.dims4()?;
+                let conv = &self.mask_downscaling_conv3;
+                Dense::Map {
+                    hidden: hidden.reshape((c, h * w))?.t()?.contiguous()?,
+                    weight: conv.weight().reshape((self.embed_dim, c))?,
+                    bias: conv
+                        .bias()
+                        .ok_or_else(|| candle_core::Error::Msg("mask conv bias".into()))?
+                        .unsqueeze(0)?,
+                }
             }
-            Some(masks) => self.embed_masks(masks)?,
         };
-        Ok((sparse_embeddings, dense_embeddings))
+        Ok((sparse_embeddings, dense))
+    }
+}
+
+/// The dense prompt embedding `(4096, C)`, kept factored: a constant row (no mask prompt),
+/// or `hidden weight^T + bias` with `hidden` the 16-channel mask features `(4096, 16)` (the
+/// reference's last 1x1 convolution, unapplied). The decoder projects it through linear
+/// layers at the cost of 16 channels instead of 256.
+pub enum Dense {
+    Constant(Tensor),
+    Map {
+        hidden: Tensor,
+        weight: Tensor,
+        bias: Tensor,
+    },
+}
+
+impl Dense {
+    /// `tokens + dense`, `(4096, C)`.
+    pub fn add_to(&self, tokens: &Tensor) -> Result<Tensor> {
+        match self {
+            Dense::Constant(row) => tokens.broadcast_add(row),
+            Dense::Map {
+                hidden,
+                weight,
+                bias,
+            } => (tokens + hidden.matmul(&weight.t()?)?)?.broadcast_add(bias),
+        }
+    }
+}
+
+impl DenseTerm for Dense {
+    fn project(&self, w: &Tensor) -> Result<Tensor> {
+        match self {
+            Dense::Constant(row) => row.matmul(&w.t()?),
+            Dense::Map {
+                hidden,
+                weight,
+                bias,
+            } => {
+                let folded = w.matmul(weight)?; // (C / 2, 16)
+                hidden
+                    .matmul(&folded.t()?)?
+                    .broadcast_add(&bias.matmul(&w.t()?)?)
+            }
+        }
     }
 }
