@@ -29,6 +29,7 @@ pub mod refine;
 
 use image::{GrayImage, RgbImage};
 use level::{Band, Constraints, Level, Window};
+use rayon::prelude::*;
 
 /// Long side of the working resolution.
 const MAX_SIDE: u32 = 360;
@@ -183,34 +184,49 @@ impl PreparedImage {
             return vec![whole];
         };
         let scale = f.w.max(f.h) as f32 / MAX_SIDE as f32;
-        let mut boxes: Vec<(Window, Vec<u8>)> = Vec::new();
-        for half in BOXES {
-            let r = ((half as f32 * scale).round() as usize).max(3);
-            let win = Window::around(click % f.w, click / f.w, r, f.w, f.h);
-            if boxes.last().is_some_and(|(w, _)| *w == win) {
-                continue;
-            }
+        let mut windows: Vec<Window> = BOXES
+            .iter()
+            .map(|&half| {
+                let r = ((half as f32 * scale).round() as usize).max(3);
+                Window::around(click % f.w, click / f.w, r, f.w, f.h)
+            })
+            .collect();
+        windows.dedup();
+        let solve_in = |win: Window| {
             let constraints = Constraints {
                 window: Some(win),
                 ..Default::default()
             };
-            let labels = f.solve(green, red, full, constraints, BOX_ITERS);
-            boxes.push((win, labels));
-        }
+            (win, f.solve(green, red, full, constraints, BOX_ITERS))
+        };
+        let is_object = |(win, l): &(Window, Vec<u8>)| {
+            self.is_closed(l, *win) && l.iter().filter(|&&v| v == 1).count() >= MIN_OBJECT
+        };
+        // Largest first: the winner is the largest box that holds an object, so without
+        // `all` the work stops there.
+        windows.reverse();
+        let boxes: Vec<(Window, Vec<u8>)> = if all {
+            windows.into_par_iter().map(solve_in).collect()
+        } else {
+            let mut boxes = Vec::new();
+            for win in windows {
+                let solved = solve_in(win);
+                let found = is_object(&solved);
+                boxes.push(solved);
+                if found {
+                    break;
+                }
+            }
+            boxes
+        };
         let mut ranked: Vec<Vec<u8>> = Vec::new();
-        let closed_boxes: Vec<Vec<u8>> = boxes
-            .into_iter()
-            .filter(|(win, l)| {
-                self.is_closed(l, *win) && l.iter().filter(|&&v| v == 1).count() >= MIN_OBJECT
-            })
-            .map(|(_, l)| l)
-            .collect();
+        let closed_boxes = boxes.into_iter().filter(is_object).map(|(_, l)| l);
         if flood {
-            ranked.extend(closed_boxes.into_iter().rev());
+            ranked.extend(closed_boxes);
             ranked.push(whole);
         } else {
             ranked.push(whole);
-            ranked.extend(closed_boxes.into_iter().rev());
+            ranked.extend(closed_boxes);
         }
         let mut out: Vec<Vec<u8>> = Vec::new();
         for c in ranked {
