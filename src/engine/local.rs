@@ -25,10 +25,7 @@ pub trait Prepared: Send + Sync {
     }
     /// Makes candidate `index` the answer to `prompt` (see [`Engine::choose`]).
     fn choose(&self, _prompt: &Prompt, index: usize) -> Result<(), EngineError> {
-        match index {
-            0 => Ok(()),
-            _ => Err(EngineError::BadRequest(format!("no candidate {index}"))),
-        }
+        super::only_first_candidate(index)
     }
 }
 
@@ -64,6 +61,20 @@ impl LocalEngine {
 
     pub fn sessions(&self) -> &Arc<SessionStore<LocalSession>> {
         &self.sessions
+    }
+
+    /// Runs `work` on a session's model state with a prompt checked against its image,
+    /// off the async threads: what every per-prompt call shares.
+    async fn on_session<R: Send + 'static>(
+        &self,
+        session: &SessionId,
+        prompt: &Prompt,
+        work: impl FnOnce(&dyn Prepared, &Prompt) -> Result<R, EngineError> + Send + 'static,
+    ) -> Result<R, EngineError> {
+        let s = self.sessions.require(session)?;
+        prompt.validate(s.image.width(), s.image.height())?;
+        let prompt = prompt.clone();
+        blocking(move || work(s.prepared.as_ref(), &prompt)).await
     }
 }
 
@@ -105,10 +116,8 @@ impl Engine for LocalEngine {
         prompt: &Prompt,
         _request_number: u64,
     ) -> Result<AlphaMask, EngineError> {
-        let s = self.sessions.require(session)?;
-        prompt.validate(s.image.width(), s.image.height())?;
-        let prompt = prompt.clone();
-        blocking(move || s.prepared.segment(&prompt)).await
+        self.on_session(session, prompt, |p, prompt| p.segment(prompt))
+            .await
     }
 
     async fn candidates(
@@ -117,10 +126,8 @@ impl Engine for LocalEngine {
         prompt: &Prompt,
         _request_number: u64,
     ) -> Result<Vec<AlphaMask>, EngineError> {
-        let s = self.sessions.require(session)?;
-        prompt.validate(s.image.width(), s.image.height())?;
-        let prompt = prompt.clone();
-        blocking(move || s.prepared.candidates(&prompt)).await
+        self.on_session(session, prompt, |p, prompt| p.candidates(prompt))
+            .await
     }
 
     async fn choose(
@@ -129,10 +136,8 @@ impl Engine for LocalEngine {
         prompt: &Prompt,
         index: usize,
     ) -> Result<(), EngineError> {
-        let s = self.sessions.require(session)?;
-        prompt.validate(s.image.width(), s.image.height())?;
-        let prompt = prompt.clone();
-        blocking(move || s.prepared.choose(&prompt, index)).await
+        self.on_session(session, prompt, move |p, prompt| p.choose(prompt, index))
+            .await
     }
 
     async fn close(&self, session: &SessionId) {

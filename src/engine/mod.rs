@@ -84,14 +84,19 @@ pub trait Engine: Send + Sync {
         _prompt: &Prompt,
         index: usize,
     ) -> Result<(), EngineError> {
-        match index {
-            0 => Ok(()),
-            _ => Err(EngineError::BadRequest(format!("no candidate {index}"))),
-        }
+        only_first_candidate(index)
     }
 
     /// Frees a session early (e.g. the image was closed). Unknown ids are ignored.
     async fn close(&self, _session: &SessionId) {}
+}
+
+/// `choose` for an engine that offers one candidate: index 0 is a no-op, others are refused.
+pub(crate) fn only_first_candidate(index: usize) -> Result<(), EngineError> {
+    match index {
+        0 => Ok(()),
+        _ => Err(EngineError::BadRequest(format!("no candidate {index}"))),
+    }
 }
 
 /// Which engine a front door should use.
