@@ -212,6 +212,8 @@ if __name__ == "__main__":
     here = Path(__file__).resolve().parent
     parser.add_argument("--out", type=Path, default=here / "../../tests/fixtures/sam_parity")
     parser.add_argument("--bench", action="store_true")
+    # The CPUs this process may use (taskset, containers), not all the machine has.
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     bench() if args.bench else write_fixture(args.out.resolve())
