@@ -275,10 +275,11 @@ impl MlpBlock {
 
 impl Module for MlpBlock {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let hidden = xs.apply(&self.lin1)?;
         let hidden = match self.activation {
-            candle_nn::Activation::Gelu => fast_ops::gelu(&hidden)?,
-            other => hidden.apply(&other)?,
+            candle_nn::Activation::Gelu => {
+                fast_ops::linear_act(&self.lin1, xs, fast_ops::Act::Gelu)?
+            }
+            other => xs.apply(&self.lin1)?.apply(&other)?,
         };
         hidden.apply(&self.lin2)
     }

@@ -1,6 +1,6 @@
 // Adapted from:
 // https://github.com/ChaoningZhang/MobileSAM/blob/master/mobile_sam/modeling/tiny_vit_sam.py
-use super::fast_ops::GeluExact;
+use super::fast_ops::{Act, add_act, bias_act, linear_act, scaled_bias_softmax};
 use candle_core::{D, IndexOp, Result, Tensor};
 use candle_nn::{Conv2dConfig, Module, VarBuilder};
 
@@ -10,6 +10,17 @@ const LOCAL_CONV_SIZE: usize = 3;
 const IMG_SIZE: usize = 1024;
 const IN_CHANNELS: usize = 3;
 
+/// How a [`Conv2dBN`] runs on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConvKind {
+    /// One filter per channel: our depthwise kernel.
+    Depthwise,
+    /// 1x1, stride 1: one matrix product on the NCHW tensor as it lies.
+    Pointwise,
+    /// Anything else: candle's convolution.
+    General,
+}
+
 /// A convolution followed by inference-mode batch norm, folded into one convolution with
 /// bias when loaded (scale = gamma / sqrt(var + eps)).
 #[derive(Debug)]
@@ -17,7 +28,7 @@ struct Conv2dBN {
     weight: Tensor,
     bias: Tensor,
     cfg: Conv2dConfig,
-    depthwise: bool,
+    kind: ConvKind,
 }
 
 impl Conv2dBN {
@@ -29,31 +40,57 @@ impl Conv2dBN {
         let mean = bn.get(out, "running_mean")?;
         let var = bn.get(out, "running_var")?;
         let scale = (gamma / (var + 1e-5)?.sqrt()?)?;
+        let kind = if cfg.groups > 1 && cfg.groups == in_ && in_ == out {
+            ConvKind::Depthwise
+        } else if ks == 1 && cfg.stride == 1 && cfg.padding == 0 && cfg.groups == 1 {
+            ConvKind::Pointwise
+        } else {
+            ConvKind::General
+        };
         Ok(Self {
             weight: weight.broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?,
             bias: (beta - (mean * &scale)?)?,
-            depthwise: cfg.groups > 1 && cfg.groups == in_ && in_ == out,
             cfg,
+            kind,
         })
+    }
+
+    /// The convolution, its bias and then `act`, with the bias and activation fused.
+    fn forward_act(&self, xs: &Tensor, act: Act) -> Result<Tensor> {
+        let Conv2dConfig {
+            padding, stride, ..
+        } = self.cfg;
+        let cpu = xs.device().is_cpu();
+        match self.kind {
+            ConvKind::Depthwise if cpu => super::depthwise::depthwise_conv2d(
+                xs,
+                &self.weight,
+                &self.bias,
+                (stride, padding),
+                act,
+            ),
+            ConvKind::Pointwise => {
+                let (b, c, h, w) = xs.dims4()?;
+                let out = self.weight.dim(0)?;
+                let ys = self
+                    .weight
+                    .reshape((out, c))?
+                    .broadcast_left(b)?
+                    .matmul(&xs.contiguous()?.reshape((b, c, h * w))?)?;
+                bias_act(ys, &self.bias, h * w, act)?.reshape((b, out, h, w))
+            }
+            _ => {
+                let ys = xs.conv2d(&self.weight, padding, stride, 1, self.cfg.groups)?;
+                let (_, _, h, w) = ys.dims4()?;
+                bias_act(ys, &self.bias, h * w, act)
+            }
+        }
     }
 }
 
 impl Module for Conv2dBN {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let Conv2dConfig {
-            padding, stride, ..
-        } = self.cfg;
-        if self.depthwise && xs.device().is_cpu() {
-            return super::depthwise::depthwise_conv2d(
-                xs,
-                &self.weight,
-                &self.bias,
-                stride,
-                padding,
-            );
-        }
-        xs.conv2d(&self.weight, padding, stride, 1, self.cfg.groups)?
-            .broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+        self.forward_act(xs, Act::Identity)
     }
 }
 
@@ -78,7 +115,8 @@ impl PatchEmbed {
 
 impl Module for PatchEmbed {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.apply(&self.conv1)?.gelu_exact()?.apply(&self.conv2)
+        let xs = self.conv1.forward_act(xs, Act::Gelu)?;
+        self.conv2.forward_act(&xs, Act::Identity)
     }
 }
 
@@ -111,13 +149,10 @@ impl MBConv {
 impl Module for MBConv {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let shortcut = xs;
-        let xs = xs
-            .apply(&self.conv1)?
-            .gelu_exact()?
-            .apply(&self.conv2)?
-            .gelu_exact()?
-            .apply(&self.conv3)?;
-        (xs + shortcut)?.gelu_exact()
+        let xs = self.conv1.forward_act(xs, Act::Gelu)?;
+        let xs = self.conv2.forward_act(&xs, Act::Gelu)?;
+        let xs = self.conv3.forward_act(&xs, Act::Identity)?;
+        add_act(xs, shortcut, Act::Gelu)
     }
 }
 
@@ -164,11 +199,10 @@ impl Module for PatchMerging {
         } else {
             xs.clone()
         };
-        xs.apply(&self.conv1)?
-            .gelu_exact()?
-            .apply(&self.conv2)?
-            .gelu_exact()?
-            .apply(&self.conv3)?
+        let xs = self.conv1.forward_act(&xs, Act::Gelu)?;
+        let xs = self.conv2.forward_act(&xs, Act::Gelu)?;
+        self.conv3
+            .forward_act(&xs, Act::Identity)?
             .flatten_from(2)?
             .transpose(1, 2)
     }
@@ -252,10 +286,8 @@ impl Mlp {
 
 impl Module for Mlp {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.apply(&self.norm)?
-            .apply(&self.fc1)?
-            .gelu_exact()?
-            .apply(&self.fc2)
+        let hidden = linear_act(&self.fc1, &xs.apply(&self.norm)?, Act::Gelu)?;
+        hidden.apply(&self.fc2)
     }
 }
 
@@ -339,10 +371,8 @@ impl Module for Attention {
             .narrow(D::Minus1, 2 * self.key_dim, self.d)?
             .permute((0, 2, 1, 3))?
             .contiguous()?;
-        let attn = { (q.matmul(&k.t()?)? * self.scale)? };
-        let attn = attn.broadcast_add(&self.ab)?;
-        let attn = { candle_nn::ops::softmax_last_dim(&attn)? };
-        let attn = { attn.matmul(&v)? };
+        let attn = scaled_bias_softmax(q.matmul(&k.t()?)?, &self.ab, self.scale)?;
+        let attn = attn.matmul(&v)?;
         attn.transpose(1, 2)?
             .reshape((b, n, self.dh))?
             .apply(&self.proj)
@@ -438,14 +468,14 @@ impl Module for TinyViTBlock {
             };
             xs.reshape((b, l, c))?
         };
-        let xs = (xs + res_x)?;
+        let xs = add_act(xs, res_x, Act::Identity)?;
         let xs = xs
             .transpose(1, 2)?
             .reshape((b, c, h, w))?
             .apply(&self.local_conv)?
             .reshape((b, c, l))?
             .transpose(1, 2)?;
-        &xs + self.mlp.forward(&xs)?
+        add_act(self.mlp.forward(&xs)?, &xs, Act::Identity)
     }
 }
 
