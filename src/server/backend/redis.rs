@@ -94,6 +94,7 @@ impl Redis {
         let conn = client
             .get_connection_manager_lazy(config)
             .map_err(|e| format!("--redis {url}: {e}"))?;
+        keep_connected(conn.clone());
         Ok(Redis {
             conn,
             prefix: "aicut:".into(),
@@ -113,6 +114,25 @@ impl Redis {
     fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }
+}
+
+/// Pings Redis every second: a failed command is what makes the connection manager
+/// reconnect, so without traffic a replica would learn that Redis is back only from the
+/// first request after (which would fail). Ends with the runtime.
+fn keep_connected(conn: ConnectionManager) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let _ = redis::cmd("PING")
+                .query_async::<String>(&mut conn.clone())
+                .await;
+        }
+    });
 }
 
 fn secs(d: Duration) -> u64 {
