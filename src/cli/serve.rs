@@ -66,7 +66,12 @@ pub struct ServeArgs {
     pub trust_forwarded_headers: bool,
     /// Keep all state (sessions, outputs, credits, rate limits) in Redis, so replicas
     /// behind a balancer share it: redis://HOST:PORT/DB. Run Redis with appendonly yes.
-    #[arg(long, value_name = "URL", env = "AICUT_REDIS_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "AICUT_REDIS_URL",
+        hide_env_values = true
+    )]
     pub redis: Option<String>,
     /// Without --redis: the folder where credit balances are kept across restarts.
     /// Default: the data folder (~/.local/share/aicut/serve on Linux).
@@ -172,7 +177,8 @@ fn credits_file(args: &ServeArgs) -> Option<PathBuf> {
 fn config(args: &ServeArgs, keys: KeyPolicy) -> Result<ServeConfig, String> {
     let credits_file = credits_file(args);
     if let Some(dir) = credits_file.as_ref().and_then(|f| f.parent()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     Ok(ServeConfig {
         keys,

@@ -78,7 +78,10 @@ impl Metrics {
     pub fn render(&self, sessions: (usize, usize), cache: [(&str, u64); 3]) -> String {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP aicut_requests_total Requests answered, by route and status.");
+        let _ = writeln!(
+            out,
+            "# HELP aicut_requests_total Requests answered, by route and status."
+        );
         let _ = writeln!(out, "# TYPE aicut_requests_total counter");
         for ((route, status), n) in &inner.requests {
             let _ = writeln!(
@@ -86,7 +89,10 @@ impl Metrics {
                 "aicut_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
             );
         }
-        let _ = writeln!(out, "# HELP aicut_request_seconds Time to answer, by route.");
+        let _ = writeln!(
+            out,
+            "# HELP aicut_request_seconds Time to answer, by route."
+        );
         let _ = writeln!(out, "# TYPE aicut_request_seconds histogram");
         for (route, h) in &inner.latency {
             for (bound, n) in BUCKETS.iter().zip(h.counts) {
@@ -100,13 +106,24 @@ impl Metrics {
                 "aicut_request_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
                 h.count
             );
-            let _ = writeln!(out, "aicut_request_seconds_sum{{route=\"{route}\"}} {}", h.sum);
-            let _ = writeln!(out, "aicut_request_seconds_count{{route=\"{route}\"}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "aicut_request_seconds_sum{{route=\"{route}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "aicut_request_seconds_count{{route=\"{route}\"}} {}",
+                h.count
+            );
         }
         let _ = writeln!(out, "# HELP aicut_sessions Sessions held by this replica.");
         let _ = writeln!(out, "# TYPE aicut_sessions gauge");
         let _ = writeln!(out, "aicut_sessions {}", sessions.0);
-        let _ = writeln!(out, "# HELP aicut_session_bytes Memory counted for those sessions.");
+        let _ = writeln!(
+            out,
+            "# HELP aicut_session_bytes Memory counted for those sessions."
+        );
         let _ = writeln!(out, "# TYPE aicut_session_bytes gauge");
         let _ = writeln!(out, "aicut_session_bytes {}", sessions.1);
         let _ = writeln!(
@@ -122,7 +139,11 @@ impl Metrics {
 }
 
 /// Counts every request with its route, status and latency.
-pub(super) async fn layer(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+pub(super) async fn layer(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let route = route_of(req.uri().path());
     let start = Instant::now();
     let resp = next.run(req).await;

@@ -219,7 +219,10 @@ pub fn router(engine: Arc<dyn Engine>, config: ServeConfig) -> Result<Router, St
         .method_not_allowed_fallback(|| async { ApiError::new(405, "Method not allowed.") })
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(middleware::from_fn(json_errors))
-        .layer(middleware::from_fn_with_state(state.clone(), metrics::layer))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::layer,
+        ))
         .with_state(state);
     if let Some(hook) = faults {
         app = app.layer(middleware::from_fn_with_state(hook, faults::layer));

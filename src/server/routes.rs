@@ -246,7 +246,10 @@ fn body_error(e: BytesRejection) -> ApiError {
     if e.status().as_u16() == 413 {
         ApiError::new(413, "The request body is larger than a segment call needs.")
     } else {
-        ApiError::new(400, format!("Could not read the request body: {}", e.body_text()))
+        ApiError::new(
+            400,
+            format!("Could not read the request body: {}", e.body_text()),
+        )
     }
 }
 
@@ -265,7 +268,10 @@ pub(super) async fn segment(
     };
     let png = {
         let _permit = state.cpu_permit().await?;
-        let session = state.sessions.get(&req.unique_filename, &caller.owner).await?;
+        let session = state
+            .sessions
+            .get(&req.unique_filename, &caller.owner)
+            .await?;
         let image = session.image.clone();
         prompt
             .validate(image.width(), image.height())
@@ -354,7 +360,11 @@ pub(super) async fn output(
     if uuid::Uuid::try_parse(token).is_err() {
         return Err(not_found());
     }
-    let png = state.backend.get_output(token).await?.ok_or_else(not_found)?;
+    let png = state
+        .backend
+        .get_output(token)
+        .await?
+        .ok_or_else(not_found)?;
     Ok((
         [
             (header::CONTENT_TYPE, "image/png"),
@@ -387,9 +397,5 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             ("rebuilt", stats.rebuilds.load(Relaxed)),
         ],
     );
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        text,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

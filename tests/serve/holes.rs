@@ -64,21 +64,33 @@ async fn output_urls_never_come_from_the_host_header() {
         ("X-Forwarded-Host", "evil.example"),
     ];
     let (url, base) = output_url_with(ServeConfig::default(), &evil).await;
-    assert!(url.starts_with(&format!("{base}/v3/ai-cut/outputs/")), "{url}");
+    assert!(
+        url.starts_with(&format!("{base}/v3/ai-cut/outputs/")),
+        "{url}"
+    );
     let public = ServeConfig {
         public_url: Some("https://cut.example.com/".into()),
         ..Default::default()
     };
     let (url, _) = output_url_with(public, &evil).await;
-    assert!(url.starts_with("https://cut.example.com/v3/ai-cut/outputs/"), "{url}");
+    assert!(
+        url.starts_with("https://cut.example.com/v3/ai-cut/outputs/"),
+        "{url}"
+    );
     // Behind a proxy the operator trusts, its forwarded headers are used.
     let proxied = ServeConfig {
         trust_forwarded_headers: true,
         ..Default::default()
     };
-    let forwarded = [("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "cut.example.org")];
+    let forwarded = [
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "cut.example.org"),
+    ];
     let (url, _) = output_url_with(proxied, &forwarded).await;
-    assert!(url.starts_with("https://cut.example.org/v3/ai-cut/outputs/"), "{url}");
+    assert!(
+        url.starts_with("https://cut.example.org/v3/ai-cut/outputs/"),
+        "{url}"
+    );
 }
 
 #[tokio::test]
@@ -88,7 +100,8 @@ async fn too_many_dots_or_too_large_a_body_is_refused_as_json() {
     let client = Client::new();
     let uid = session(&client, &base, KEY).await;
     let dots: Vec<Value> = (0..1001).map(|i| json!({"x": i % 160, "y": 5})).collect();
-    let body = json!({"unique_filename": uid, "greenDots": dots, "redDots": [], "request_number": 1});
+    let body =
+        json!({"unique_filename": uid, "greenDots": dots, "redDots": [], "request_number": 1});
     let post = |body: Vec<u8>| {
         client
             .post(format!("{base}/v3/ai-cut/segment/"))
@@ -190,9 +203,14 @@ async fn one_address_may_hold_only_so_many_connections() {
         drop(held);
         std::thread::sleep(Duration::from_millis(200));
         let mut again = TcpStream::connect(addr).unwrap();
-        again.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        again
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
         let (_, answer) = read_until_closed(&mut again);
-        assert!(answer.starts_with("HTTP/1.1 200"), "a freed slot is usable: {answer}");
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "a freed slot is usable: {answer}"
+        );
     })
     .await
     .unwrap();
@@ -225,7 +243,10 @@ async fn shutdown_finishes_requests_in_flight_and_does_not_wait_for_half_sent_on
     let stopping = tokio::spawn(server.shutdown());
     tokio::time::sleep(Duration::from_millis(100)).await;
     gate.open();
-    let r = in_flight.await.unwrap().expect("the held call was answered");
+    let r = in_flight
+        .await
+        .unwrap()
+        .expect("the held call was answered");
     assert_eq!(r.status().as_u16(), 200);
     tokio::time::timeout(Duration::from_secs(10), stopping)
         .await
@@ -279,7 +300,11 @@ async fn without_redis_balances_are_kept_in_the_data_folder() {
     first.shutdown().await;
     let second = start(config()).await;
     session(&client, &second.url(), KEY).await;
-    expect_error(initialize(&client, &second.url(), KEY, None).await.unwrap(), 402).await;
+    expect_error(
+        initialize(&client, &second.url(), KEY, None).await.unwrap(),
+        402,
+    )
+    .await;
     // Another key's balance is its own.
     session(&client, &second.url(), "other-key").await;
 }

@@ -43,9 +43,7 @@ async fn sigterm_finishes_a_request_in_flight_then_exits() {
             format!("multipart/form-data; boundary={boundary}"),
         )
         .header("Content-Length", body.len())
-        .body(reqwest::Body::wrap_stream(
-            tokio_stream_from(rx),
-        ))
+        .body(reqwest::Body::wrap_stream(tokio_stream_from(rx)))
         .send();
     let call = tokio::spawn(request);
     let half = body.len() / 2;
@@ -55,7 +53,10 @@ async fn sigterm_finishes_a_request_in_flight_then_exits() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     tx.send(Ok(body[half..].to_vec())).await.unwrap();
     drop(tx);
-    let r = call.await.unwrap().expect("the request in flight got its answer");
+    let r = call
+        .await
+        .unwrap()
+        .expect("the request in flight got its answer");
     assert_eq!(r.status().as_u16(), 200);
     assert!(server.terminate().success(), "a clean exit after draining");
 }

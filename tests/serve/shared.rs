@@ -1,7 +1,7 @@
 //! `aicut serve --redis`: replicas that share one real `redis-server`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::Client;
@@ -44,14 +44,28 @@ async fn a_session_made_on_one_replica_is_segmented_and_fetched_on_another() {
     }
     // Another key does not see the session on either replica.
     let other = Replica::start(&["--redis", &redis.url(), "--api-key", "other"]);
-    let r = segment(&client, &other.url, "other", &uid, 2).await.unwrap();
+    let r = segment(&client, &other.url, "other", &uid, 2)
+        .await
+        .unwrap();
     expect_error(r, 404).await;
-    let metrics = client.get(format!("{}/metrics", b.url)).send().await.unwrap();
+    let metrics = client
+        .get(format!("{}/metrics", b.url))
+        .send()
+        .await
+        .unwrap();
     let text = metrics.text().await.unwrap();
     assert!(
         text.contains("aicut_session_cache_total{result=\"rebuilt\"} 1"),
         "{text}"
     );
+}
+
+/// Calls answered so far by all clients, and calls that had to go to the other replica.
+#[derive(Default)]
+struct Progress {
+    done: AtomicUsize,
+    failovers: AtomicUsize,
+    dead: AtomicBool,
 }
 
 /// One client: a session, then `calls` segment calls alternating between the replicas,
@@ -60,7 +74,7 @@ async fn client_run(
     urls: [String; 2],
     id: usize,
     calls: u64,
-    dead: Arc<AtomicBool>,
+    progress: Arc<Progress>,
 ) -> Result<Vec<Duration>, String> {
     aicut::engine::remote::install_crypto_provider();
     let client = Client::builder()
@@ -96,8 +110,9 @@ async fn client_run(
                     break;
                 }
                 Ok(r) => return Err(format!("segment {n}: {}", r.status())),
-                Err(e) if dead.load(Ordering::SeqCst) => {
-                    let _ = e; // the killed replica: retry on the other
+                // The killed replica: retry on the other.
+                Err(_) if progress.dead.load(Ordering::SeqCst) => {
+                    progress.failovers.fetch_add(1, Ordering::SeqCst);
                 }
                 Err(e) => return Err(format!("segment {n}: {e}")),
             }
@@ -106,6 +121,7 @@ async fn client_run(
             return Err(format!("segment {n}: no replica answered"));
         }
         latencies.push(started.elapsed());
+        progress.done.fetch_add(1, Ordering::SeqCst);
     }
     Ok(latencies)
 }
@@ -114,28 +130,49 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// 8 clients × `calls` segment calls over both replicas; `kill_after`: kill -9 replica 0
-/// once that many calls of client 0 have run. Returns every latency.
-async fn load(kill_after: Option<Duration>) -> (Vec<Duration>, RedisServer, Replica) {
+/// What a load run leaves: every latency, the failovers, and what still runs (Redis is
+/// stopped before its folder is removed: fields drop in order).
+struct Load {
+    latencies: Vec<Duration>,
+    failovers: usize,
+    b: Replica,
+    _redis: RedisServer,
+    _dir: tempfile::TempDir,
+}
+
+/// 8 clients × 50 segment calls over both replicas; `kill_after`: kill -9 replica 0 once
+/// that many calls have been answered.
+async fn load(kill_after: Option<usize>) -> Load {
     let dir = tempfile::tempdir().unwrap();
     let redis = RedisServer::start(dir.path(), false);
     let (mut a, b) = replicas(&redis, &["--credits", "8"]);
     let urls = [a.url.clone(), b.url.clone()];
-    let dead = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(Progress::default());
     let clients: Vec<_> = (0..8)
-        .map(|id| tokio::spawn(client_run(urls.clone(), id, 50, dead.clone())))
+        .map(|id| tokio::spawn(client_run(urls.clone(), id, 50, progress.clone())))
         .collect();
     if let Some(after) = kill_after {
-        tokio::time::sleep(after).await;
-        dead.store(true, Ordering::SeqCst);
+        while progress.done.load(Ordering::SeqCst) < after {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        progress.dead.store(true, Ordering::SeqCst);
         a.kill();
     }
     let mut all = Vec::new();
     for c in clients {
-        all.extend(c.await.unwrap().unwrap_or_else(|e| panic!("a client failed: {e}")));
+        all.extend(
+            c.await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("a client failed: {e}")),
+        );
     }
-    std::mem::forget(dir); // redis-server still runs in it until `redis` drops
-    (all, redis, b)
+    Load {
+        latencies: all,
+        failovers: progress.failovers.load(Ordering::SeqCst),
+        b,
+        _redis: redis,
+        _dir: dir,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -143,7 +180,8 @@ async fn two_replicas_serve_8_clients_of_50_calls_without_an_error() {
     if !redis_available() {
         return;
     }
-    let (mut latencies, _redis, b) = load(None).await;
+    let run = load(None).await;
+    let (mut latencies, b) = (run.latencies.clone(), &run.b);
     assert_eq!(latencies.len(), 8 * 50);
     latencies.sort();
     eprintln!(
@@ -161,14 +199,26 @@ async fn a_replica_killed_under_load_loses_no_call_and_no_credit() {
     if !redis_available() {
         return;
     }
-    let (latencies, _redis, b) = load(Some(Duration::from_millis(1500))).await;
-    assert_eq!(latencies.len(), 8 * 50, "every call answered, by one replica or the other");
+    let run = load(Some(100)).await;
+    let (latencies, failovers, b) = (&run.latencies, run.failovers, &run.b);
+    assert_eq!(
+        latencies.len(),
+        8 * 50,
+        "every call answered, by one replica or the other"
+    );
+    assert!(
+        failovers > 0,
+        "replica A was killed while calls were going to it"
+    );
+    eprintln!("kill -9 after 100 of 400 calls: {failovers} calls retried on replica B");
     let client = client();
     // Retried initializes were charged once: all 8 credits went to the 8 clients.
     let r = initialize(&client, &b.url, KEY, Some("a-ninth")).await;
     expect_error(r.unwrap(), 402).await;
     // And a client's retry with its own key still gets its session back, free.
-    let r = initialize(&client, &b.url, KEY, Some("client-3")).await.unwrap();
+    let r = initialize(&client, &b.url, KEY, Some("client-3"))
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 }
 
@@ -223,10 +273,18 @@ async fn one_rate_limit_holds_across_replicas() {
     // One request every 20 s per key: the second, on the other replica, waits.
     let (a, b) = replicas(&redis, &["--rate-limit", "0.05"]);
     let client = client();
-    let r = segment(&client, &a.url, KEY, "no-such-session", 1).await.unwrap();
+    let r = segment(&client, &a.url, KEY, "no-such-session", 1)
+        .await
+        .unwrap();
     expect_error(r, 404).await;
-    let r = segment(&client, &b.url, KEY, "no-such-session", 2).await.unwrap();
-    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let r = segment(&client, &b.url, KEY, "no-such-session", 2)
+        .await
+        .unwrap();
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=20).contains(&wait), "Retry-After {wait}");
     expect_error(r, 429).await;
 }

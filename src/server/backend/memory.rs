@@ -129,7 +129,11 @@ impl Memory {
         tokio::task::spawn_blocking(move || {
             let path = file.lock().unwrap_or_else(|p| p.into_inner());
             // Read under the file's lock: the last write holds the latest balances.
-            let snapshot = ledger.lock().unwrap_or_else(|p| p.into_inner()).spent.clone();
+            let snapshot = ledger
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .spent
+                .clone();
             let json = serde_json::to_vec_pretty(&snapshot).map_err(|e| e.to_string())?;
             crate::imageio::save_atomic(&path, &json, &[]).map_err(|e| e.to_string())
         })

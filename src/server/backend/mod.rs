@@ -85,8 +85,11 @@ pub fn owner_of(key: &str) -> String {
 /// The answer when the shared store cannot be reached.
 pub fn unavailable(what: impl std::fmt::Display) -> ApiError {
     tracing::warn!(error = %what, "shared state unavailable");
-    ApiError::new(503, "The server's storage is unavailable; try again shortly.")
-        .retry_after(Duration::from_secs(1))
+    ApiError::new(
+        503,
+        "The server's storage is unavailable; try again shortly.",
+    )
+    .retry_after(Duration::from_secs(1))
 }
 
 /// Limits common to both backends.
