@@ -220,9 +220,14 @@ async fn one_address_may_hold_only_so_many_connections() {
 async fn shutdown_finishes_requests_in_flight_and_does_not_wait_for_half_sent_ones() {
     let gate = Gate::default();
     let held = gate.clone();
+    let (reached, mut reached_rx) = tokio::sync::mpsc::unbounded_channel();
     let config = ServeConfig {
         faults: Some(Arc::new(move |ctx: &server::FaultContext| {
-            (ctx.route == server::Route::Segment).then(|| Fault::Hold(held.clone()))
+            let segment = ctx.route == server::Route::Segment;
+            if segment {
+                let _ = reached.send(());
+            }
+            segment.then(|| Fault::Hold(held.clone()))
         })),
         ..quick_timeouts()
     };
@@ -238,10 +243,13 @@ async fn shutdown_finishes_requests_in_flight_and_does_not_wait_for_half_sent_on
     let mut half = TcpStream::connect(server.addr).unwrap();
     half.write_all(b"POST /v3/ai-cut/segment/ HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    reached_rx
+        .recv()
+        .await
+        .expect("the call reached the server");
     let started = Instant::now();
     let stopping = tokio::spawn(server.shutdown());
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::task::yield_now().await;
     gate.open();
     let r = in_flight
         .await

@@ -103,10 +103,7 @@ impl Memory {
         if let Some(slot) = slot {
             ledger.requests.insert(slot, (new_id.to_string(), now));
         }
-        Charge::Session {
-            id: new_id.to_string(),
-            fresh: true,
-        }
+        Charge::fresh(new_id)
     }
 
     /// The ledger's side of [`Backend::refund`].
@@ -197,10 +194,7 @@ impl Backend for Memory {
         new_id: &str,
     ) -> Result<Charge, ApiError> {
         let Some(budget) = self.budget else {
-            return Ok(Charge::Session {
-                id: new_id.to_string(),
-                fresh: true,
-            });
+            return Ok(Charge::fresh(new_id));
         };
         let charge = self.take_credit(owner, request, new_id, budget);
         if matches!(charge, Charge::Session { fresh: true, .. }) {

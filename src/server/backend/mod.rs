@@ -36,6 +36,16 @@ pub enum Charge {
     Insufficient,
 }
 
+impl Charge {
+    /// A first charge (or none needed) for session `id`.
+    pub fn fresh(id: &str) -> Charge {
+        Charge::Session {
+            id: id.to_string(),
+            fresh: true,
+        }
+    }
+}
+
 /// Shared state of a server; every method may fail with 503 when the store is away.
 #[async_trait]
 pub trait Backend: Send + Sync {

@@ -216,10 +216,7 @@ impl Backend for Redis {
         new_id: &str,
     ) -> Result<Charge, ApiError> {
         let Some(budget) = self.budget else {
-            return Ok(Charge::Session {
-                id: new_id.to_string(),
-                fresh: true,
-            });
+            return Ok(Charge::fresh(new_id));
         };
         let (id, fresh): (String, i64) = self
             .charge
