@@ -316,3 +316,34 @@ async fn without_redis_balances_are_kept_in_the_data_folder() {
     // Another key's balance is its own.
     session(&client, &second.url(), "other-key").await;
 }
+
+#[tokio::test]
+async fn a_retried_initialize_with_its_idempotency_key_is_charged_once() {
+    let config = ServeConfig {
+        credits: Some(1),
+        ..two_keys()
+    };
+    let server = start(config).await;
+    let (base, client) = (server.url(), client());
+    let first = initialize(&client, &base, KEY, Some("upload-1"))
+        .await
+        .unwrap();
+    assert_eq!(first.status().as_u16(), 200);
+    let retry = initialize(&client, &base, KEY, Some("upload-1"))
+        .await
+        .unwrap();
+    assert_eq!(retry.status().as_u16(), 200, "a retry is not charged");
+    let (a, b) = (uid_of(first).await, uid_of(retry).await);
+    assert_eq!(a, b, "and gets the same session, not a free extra one");
+    let r = segment(&client, &base, KEY, &a, 1).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let other = initialize(&client, &base, KEY, Some("upload-2"))
+        .await
+        .unwrap();
+    expect_error(other, 402).await;
+    // Another key's idempotency keys are its own.
+    let theirs = initialize(&client, &base, "other-key", Some("upload-1"))
+        .await
+        .unwrap();
+    assert_ne!(uid_of(theirs).await, a);
+}
