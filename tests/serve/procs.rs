@@ -1,7 +1,7 @@
 //! Real processes for the tests: a `redis-server` on a free loopback port with its own
-//! folder, and `aicut serve` replicas as child processes. Both are killed when dropped.
+//! folder (killed when dropped); replicas are `common::ServeProcess`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -81,7 +81,9 @@ impl RedisServer {
     /// Stops it the way an operator would (SIGTERM: the AOF is flushed) and waits.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            signal(&child, "TERM");
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let _ = child.wait();
         }
     }
@@ -106,75 +108,4 @@ impl Drop for RedisServer {
     }
 }
 
-/// Sends a signal by name with `kill` (no unsafe code in tests).
-pub fn signal(child: &Child, name: &str) {
-    let _ = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status();
-}
-
-/// An `aicut serve` child process.
-pub struct Replica {
-    pub url: String,
-    child: Child,
-}
-
-impl Replica {
-    /// Starts `aicut serve` on a free port with these extra flags, and waits until it
-    /// listens (it prints its URL).
-    pub fn start(args: &[&str]) -> Replica {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_aicut"))
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("AICUT_REDIS_URL")
-            .env_remove("AICUT_SERVE_API_KEYS")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("aicut serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stderr);
-            let mut line = String::new();
-            let mut sent = false;
-            while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
-                if !sent && let Some(i) = line.find("http://") {
-                    let url = line[i..].split_whitespace().next().unwrap().to_string();
-                    let _ = tx.send(url);
-                    sent = true;
-                }
-                line.clear();
-            }
-            // Keep draining so the child never blocks on a full pipe.
-            let _ = lines.read_to_end(&mut Vec::new());
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("aicut serve printed its URL");
-        Replica { url, child }
-    }
-
-    /// kill -9: no chance to finish anything.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, as a service manager stops it; returns once it has exited.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        signal(&self.child, "TERM");
-        self.child.wait().unwrap()
-    }
-
-    pub fn child(&self) -> &Child {
-        &self.child
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub use crate::common::ServeProcess as Replica;

@@ -49,7 +49,7 @@ async fn sigterm_finishes_a_request_in_flight_then_exits() {
     let half = body.len() / 2;
     tx.send(Ok(body[..half].to_vec())).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    super::procs::signal(server.child(), "TERM");
+    server.signal("TERM");
     tokio::time::sleep(Duration::from_millis(300)).await;
     tx.send(Ok(body[half..].to_vec())).await.unwrap();
     drop(tx);
