@@ -12,8 +12,9 @@
 //! dropped) plus what the engine reports it holds for the session's prepared state, so
 //! the cap covers what a session really keeps.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 
@@ -43,6 +44,9 @@ pub(super) struct Sessions {
     cache: SessionStore<Cached>,
     backend: Arc<dyn Backend>,
     decode: DecodeLimits,
+    /// One rebuild per session at a time: concurrent calls for a session this replica
+    /// has not seen wait for the first to prepare it instead of each preparing a copy.
+    rebuilding: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub stats: CacheStats,
 }
 
@@ -63,6 +67,7 @@ impl Sessions {
             cache: SessionStore::with_clock(config, clock),
             backend,
             decode,
+            rebuilding: Mutex::default(),
             stats: CacheStats::default(),
         }
     }
@@ -88,6 +93,8 @@ impl Sessions {
         image: Arc<LoadedImage>,
     ) -> Result<Arc<Cached>, ApiError> {
         let engine_id = self.engine.initialize(image.clone()).await?;
+        // A session made again under the same id (a retried initialize) replaces the old.
+        self.drop_cached(&SessionId(id.to_string())).await;
         let bytes = image.heap_bytes() + self.engine.session_bytes(&engine_id).unwrap_or(0);
         let cached = Cached {
             owner,
@@ -116,6 +123,34 @@ impl Sessions {
     /// `owner`'s session `id` (refreshing its idle time), rebuilt from the backend when this
     /// replica does not hold it; someone else's session is "not found" as well.
     pub async fn get(&self, id: &str, owner: &str) -> Result<Arc<Cached>, ApiError> {
+        if let Some(hit) = self.cached_for(id, owner).await? {
+            return Ok(hit);
+        }
+        self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        if !self.backend.shares_sessions() {
+            return Err(not_found());
+        }
+        let turn = {
+            let mut rebuilding = self.rebuilding.lock().unwrap_or_else(|p| p.into_inner());
+            rebuilding.entry(id.to_string()).or_default().clone()
+        };
+        let rebuilt = {
+            let _turn = turn.lock().await;
+            // Another call may have rebuilt it while this one waited.
+            match self.cached_for(id, owner).await? {
+                Some(hit) => Ok(hit),
+                None => self.rebuild(id, owner).await,
+            }
+        };
+        let mut rebuilding = self.rebuilding.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::strong_count(&turn) == 2 {
+            rebuilding.remove(id); // no one else is waiting
+        }
+        rebuilt
+    }
+
+    /// The session from this replica's cache, if it holds it and `owner` owns it.
+    async fn cached_for(&self, id: &str, owner: &str) -> Result<Option<Arc<Cached>>, ApiError> {
         let sid = SessionId(id.to_string());
         if let Some(hit) = self.cache.get(&sid) {
             if hit.owner != owner {
@@ -123,16 +158,17 @@ impl Sessions {
             }
             if self.backend.touch_session(id).await? {
                 self.stats.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(hit);
+                return Ok(Some(hit));
             }
             // Expired in the shared store: another replica's view wins.
             self.drop_cached(&sid).await;
             return Err(not_found());
         }
-        self.stats.misses.fetch_add(1, Ordering::Relaxed);
-        if !self.backend.shares_sessions() {
-            return Err(not_found());
-        }
+        Ok(None)
+    }
+
+    /// Decodes and prepares a session from the shared store.
+    async fn rebuild(&self, id: &str, owner: &str) -> Result<Arc<Cached>, ApiError> {
         let record = self.backend.load_session(id).await?.ok_or_else(not_found)?;
         if record.owner != owner {
             return Err(not_found());

@@ -27,7 +27,12 @@ async fn a_session_made_on_one_replica_is_segmented_and_fetched_on_another() {
     let (a, b) = replicas(&redis, &[]);
     let client = client();
     let uid = session(&client, &a.url, KEY).await;
-    let r = segment(&client, &b.url, KEY, &uid, 1).await.unwrap();
+    // Four calls at once on B, which has not seen the session: one rebuild serves all.
+    let calls = (1..=4).map(|n| segment(&client, &b.url, KEY, &uid, n));
+    let answers = futures_util::future::join_all(calls).await;
+    let mut answers = answers.into_iter().map(Result::unwrap);
+    let r = answers.next().unwrap();
+    assert!(answers.all(|r| r.status().is_success()));
     let v: serde_json::Value = r.json().await.unwrap();
     let url = v["output_url"].as_str().unwrap().to_string();
     assert!(url.starts_with(&b.url), "{url}");
