@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use: python3-venv for the API example test.
-packages=(python3-venv)
+# Debian packages the tests use: python3-venv for the API example test, redis-server for
+# the replica tests of `aicut serve --redis`.
+packages=(python3-venv redis-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

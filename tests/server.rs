@@ -293,6 +293,7 @@ async fn an_upload_over_the_size_limit_gets_413() {
 async fn spent_credits_give_402_on_initialize_but_segment_stays_free() {
     let config = ServeConfig {
         credits: Some(1),
+        keys: KeyPolicy::Keys(vec![KEY.into(), "other-key".into()]),
         ..Default::default()
     };
     let (server, _) = start(config, StoreConfig::default()).await;
@@ -315,6 +316,23 @@ async fn spent_credits_give_402_on_initialize_but_segment_stays_free() {
             .status(),
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn without_configured_keys_a_fresh_token_gets_no_fresh_credits() {
+    let config = ServeConfig {
+        credits: Some(2),
+        ..Default::default()
+    };
+    let (server, _) = start(config, StoreConfig::default()).await;
+    let base = server.url();
+    let client = reqwest::Client::new();
+    for token in ["first", "second"] {
+        let r = initialize(&client, &base, token, scene_png()).await;
+        assert_eq!(r.status(), StatusCode::OK, "{token}");
+    }
+    // Any token is accepted, so they all draw on one balance.
+    expect_error(initialize(&client, &base, "third", scene_png()).await, 402).await;
 }
 
 #[tokio::test]
@@ -390,10 +408,13 @@ async fn the_engine_evicts_its_least_recently_used_session_under_its_memory_cap(
 
 #[tokio::test]
 async fn a_session_the_server_evicts_under_its_memory_cap_is_closed_on_the_engine() {
-    let image = aicut::imageio::decode_bytes(scene_png(), "scene.png", &Default::default());
-    let per_image = image.unwrap().heap_bytes();
+    // What one session holds: its pixels and the engine's prepared state.
+    let (server, engine) = start(ServeConfig::default(), StoreConfig::default()).await;
+    session(&reqwest::Client::new(), &server.url()).await;
+    let per_session = engine.sessions().total_bytes();
+    server.shutdown().await;
     let config = ServeConfig {
-        session_memory_cap: per_image * 2 + per_image / 2,
+        session_memory_cap: per_session * 2 + per_session / 2,
         ..Default::default()
     };
     let (server, engine) = start(config, StoreConfig::default()).await;

@@ -1,6 +1,7 @@
 //! `aicut serve`: its flags, and running the AI Cut HTTP API until Ctrl-C.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,8 @@ use super::{ModelArgs, runtime, setup_error_message};
 use crate::engine::factory::{EngineSpec, SamLoading, build_engine as build_engine_from};
 use crate::engine::store::StoreConfig;
 use crate::engine::{Engine, EngineKind};
-use crate::server::{self, KeyPolicy, ServeConfig};
+use crate::imageio::DecodeLimits;
+use crate::server::{self, KeyPolicy, ListenConfig, ServeConfig};
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -54,9 +56,49 @@ pub struct ServeArgs {
     /// The largest upload accepted, in MB (413 beyond).
     #[arg(long, default_value_t = 64)]
     pub max_upload_mb: usize,
-    /// Base URL for output_url (e.g. behind a proxy). Default: the address the client used.
+    /// Base URL for output_url, e.g. https://cut.example.com (behind a proxy or a
+    /// balancer). Default: the server address the connection reached.
     #[arg(long)]
     pub public_url: Option<String>,
+    /// Build output_url from the proxy's X-Forwarded-Proto and X-Forwarded-Host (only
+    /// behind a proxy that sets them; clients could otherwise choose the link).
+    #[arg(long)]
+    pub trust_forwarded_headers: bool,
+    /// Keep all state (sessions, outputs, credits, rate limits) in Redis, so replicas
+    /// behind a balancer share it: redis://HOST:PORT/DB. Run Redis with appendonly yes.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "AICUT_REDIS_URL",
+        hide_env_values = true
+    )]
+    pub redis: Option<String>,
+    /// Without --redis: the folder where credit balances are kept across restarts.
+    /// Default: the data folder (~/.local/share/aicut/serve on Linux).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The most dots (green and red together) in one segment call.
+    #[arg(long, default_value_t = 1000)]
+    pub max_dots: usize,
+    /// The largest decoded upload, in megapixels (decompression bombs are refused).
+    #[arg(long, default_value_t = 150)]
+    pub max_megapixels: u64,
+    /// The longest side of an upload, in pixels.
+    #[arg(long, default_value_t = 30_000)]
+    pub max_side: u32,
+    /// Time a client has to send a request's headers; also how long an idle connection
+    /// is kept open.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// A request body that sends nothing for this long is dropped.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+    /// Open connections allowed per client address.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
 }
 
 /// `--engine`: one of the engine kinds that run in this process. (`api` is refused: its
@@ -119,42 +161,101 @@ fn build_engine(
     .map_err(setup_error_message)
 }
 
-/// Runs `aicut serve` until Ctrl-C.
-pub fn run(args: ServeArgs) -> Result<(), String> {
-    let keys = key_policy(args.api_keys, args.bind)?;
-    let any_token = matches!(keys, KeyPolicy::AnyToken);
-    let session_memory_cap = args.session_memory_mb * 1024 * 1024;
-    let sessions = StoreConfig {
-        idle_ttl: args.session_ttl,
-        memory_cap_bytes: session_memory_cap,
-        refresh_on_get: true,
-    };
-    let engine = build_engine(args.engine, args.model, sessions)?;
-    let config = ServeConfig {
+/// Where credit balances are kept without Redis: `--data-dir`, else the data folder.
+fn credits_file(args: &ServeArgs) -> Option<PathBuf> {
+    if args.redis.is_some() || args.credits.is_none() {
+        return None;
+    }
+    let dir = args.data_dir.clone().or_else(|| {
+        directories::ProjectDirs::from("io.github", "aicut", "aicut")
+            .map(|d| d.data_dir().join("serve"))
+    })?;
+    Some(dir.join("credits.json"))
+}
+
+/// The server's configuration from the flags.
+fn config(args: &ServeArgs, keys: KeyPolicy) -> Result<ServeConfig, String> {
+    let credits_file = credits_file(args);
+    if let Some(dir) = credits_file.as_ref().and_then(|f| f.parent()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    Ok(ServeConfig {
         keys,
         credits: args.credits,
         rate_limit: args.rate_limit,
         session_ttl: args.session_ttl,
-        session_memory_cap,
+        session_memory_cap: args.session_memory_mb * 1024 * 1024,
         output_ttl: args.output_ttl,
         output_memory_cap: args.output_memory_mb * 1024 * 1024,
         max_upload_bytes: args.max_upload_mb * 1024 * 1024,
-        public_url: args.public_url,
+        max_dots: args.max_dots,
+        decode_limits: DecodeLimits {
+            max_side: args.max_side,
+            max_pixels: args.max_megapixels.saturating_mul(1_000_000),
+            ..DecodeLimits::default()
+        },
+        public_url: args.public_url.clone(),
+        trust_forwarded_headers: args.trust_forwarded_headers,
+        credits_file,
+        redis_url: args.redis.clone(),
+        body_timeout: args.body_timeout,
+        listen: ListenConfig {
+            header_timeout: args.header_timeout,
+            max_connections_per_ip: args.max_connections_per_ip.max(1),
+            drain_deadline: args.shutdown_grace,
+        },
         ..ServeConfig::default()
+    })
+}
+
+/// Resolves on SIGTERM (how service managers and orchestrators stop a process) or Ctrl-C.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Runs `aicut serve` until SIGTERM or Ctrl-C, then drains requests in flight.
+pub fn run(args: ServeArgs) -> Result<(), String> {
+    let keys = key_policy(args.api_keys.clone(), args.bind)?;
+    let any_token = matches!(keys, KeyPolicy::AnyToken);
+    let config = config(&args, keys)?;
+    let sessions = StoreConfig {
+        idle_ttl: args.session_ttl,
+        memory_cap_bytes: config.session_memory_cap,
+        refresh_on_get: true,
     };
+    let engine = build_engine(args.engine, args.model, sessions)?;
     let bind = args.bind;
+    let redis = config.redis_url.is_some();
+    let credits_file = config.credits_file.clone();
     runtime()?.block_on(async move {
         let name = engine.name();
         let server = server::spawn(bind, engine, config)
             .await
-            .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+            .map_err(|e| format!("cannot serve on {bind}: {e}"))?;
         tracing::info!(url = %server.url(), engine = %name, "aicut serve is listening");
         eprintln!("aicut serve: AI Cut API on {} (engine: {name})", server.url());
-        if any_token {
-            eprintln!("aicut serve: no --api-key given: any non-empty bearer token is accepted (loopback only)");
+        if redis {
+            eprintln!("aicut serve: state in Redis (shared with other replicas)");
+        } else if let Some(f) = credits_file {
+            eprintln!("aicut serve: credit balances kept in {}", f.display());
         }
-        let _ = tokio::signal::ctrl_c().await;
-        eprintln!("aicut serve: shutting down");
+        if any_token {
+            eprintln!("aicut serve: no --api-key given: any non-empty bearer token is accepted (loopback only); credits, if any, are one balance for all tokens");
+        }
+        stop_signal().await;
+        eprintln!("aicut serve: shutting down (finishing requests in flight)");
         server.shutdown().await;
         Ok(())
     })

@@ -143,4 +143,8 @@ impl Engine for LocalEngine {
     async fn close(&self, session: &SessionId) {
         self.sessions.remove(session);
     }
+
+    fn session_bytes(&self, session: &SessionId) -> Option<usize> {
+        self.sessions.bytes_of(session)
+    }
 }

@@ -89,6 +89,12 @@ pub trait Engine: Send + Sync {
 
     /// Frees a session early (e.g. the image was closed). Unknown ids are ignored.
     async fn close(&self, _session: &SessionId) {}
+
+    /// The memory a session holds in this process (image and prepared state), when the
+    /// engine keeps it here; the server counts it under its session cap.
+    fn session_bytes(&self, _session: &SessionId) -> Option<usize> {
+        None
+    }
 }
 
 /// `choose` for an engine that offers one candidate: index 0 is a no-op, others are refused.

@@ -84,14 +84,14 @@ impl<T> SessionStore<T> {
     }
 
     /// Stores `value` under a given id, evicting least recently used sessions as needed.
-    /// Returns the ids it dropped (expired or evicted), so an owner can release what it
+    /// Returns what it dropped (expired or evicted), so an owner can release what it
     /// keeps elsewhere for them.
     pub fn insert_with_id(
         &self,
         id: SessionId,
         value: T,
         bytes: usize,
-    ) -> Result<Vec<SessionId>, EngineError> {
+    ) -> Result<Vec<(SessionId, Arc<T>)>, EngineError> {
         if bytes > self.config.memory_cap_bytes {
             return Err(EngineError::BadRequest(format!(
                 "the image needs {} MB, more than the session memory cap of {} MB",
@@ -117,7 +117,7 @@ impl<T> SessionStore<T> {
             if let Some(e) = inner.entries.remove(&oldest) {
                 inner.total_bytes -= e.bytes;
                 tracing::info!(session = %oldest, "session evicted under the memory cap");
-                dropped.push(oldest);
+                dropped.push((oldest, e.value));
             }
         }
         inner.total_bytes += bytes;
@@ -160,25 +160,41 @@ impl<T> SessionStore<T> {
     }
 
     pub fn remove(&self, id: &SessionId) {
-        let mut inner = self.lock();
-        if let Some(e) = inner.entries.remove(id) {
-            inner.total_bytes -= e.bytes;
-        }
+        self.take(id);
     }
 
-    /// Removes expired entries and returns their ids.
-    fn purge_expired_locked(inner: &mut Inner<T>, now: Instant, ttl: Duration) -> Vec<SessionId> {
-        let mut freed = 0;
-        let mut gone = Vec::new();
-        inner.entries.retain(|id, e| {
-            let keep = now.saturating_duration_since(e.last_used) <= ttl;
-            if !keep {
-                freed += e.bytes;
-                gone.push(id.clone());
+    /// Removes a session and hands back its value.
+    pub fn take(&self, id: &SessionId) -> Option<Arc<T>> {
+        let mut inner = self.lock();
+        let e = inner.entries.remove(id)?;
+        inner.total_bytes -= e.bytes;
+        Some(e.value)
+    }
+
+    /// The bytes counted for a session.
+    pub fn bytes_of(&self, id: &SessionId) -> Option<usize> {
+        self.lock().entries.get(id).map(|e| e.bytes)
+    }
+
+    /// Removes expired entries and returns them.
+    fn purge_expired_locked(
+        inner: &mut Inner<T>,
+        now: Instant,
+        ttl: Duration,
+    ) -> Vec<(SessionId, Arc<T>)> {
+        let expired: Vec<SessionId> = inner
+            .entries
+            .iter()
+            .filter(|(_, e)| now.saturating_duration_since(e.last_used) > ttl)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut gone = Vec::with_capacity(expired.len());
+        for id in expired {
+            if let Some(e) = inner.entries.remove(&id) {
+                inner.total_bytes -= e.bytes;
+                gone.push((id, e.value));
             }
-            keep
-        });
-        inner.total_bytes -= freed;
+        }
         gone
     }
 
@@ -256,7 +272,10 @@ mod tests {
         let old = s.insert(1, 10).unwrap();
         *now.lock().unwrap() += Duration::from_secs(11);
         let lru = SessionId("lru".into());
-        assert_eq!(s.insert_with_id(lru.clone(), 2, 50).unwrap(), vec![old]);
+        assert_eq!(
+            s.insert_with_id(lru.clone(), 2, 50).unwrap(),
+            vec![(old, Arc::new(1))]
+        );
         *now.lock().unwrap() += Duration::from_secs(1);
         assert!(
             s.insert_with_id(SessionId("c".into()), 3, 10)
@@ -264,7 +283,11 @@ mod tests {
                 .is_empty()
         );
         let evicted = s.insert_with_id(SessionId("d".into()), 4, 50).unwrap();
-        assert_eq!(evicted, vec![lru], "the least recently used made room");
+        assert_eq!(
+            evicted,
+            vec![(lru, Arc::new(2))],
+            "the least recently used made room, its value handed back"
+        );
     }
 
     #[test]

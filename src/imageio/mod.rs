@@ -187,6 +187,12 @@ impl LoadedImage {
         self.deep = None;
     }
 
+    /// Frees the original file's bytes, for holders that only read the pixels (the
+    /// server's sessions); `upload_bytes` then re-encodes from the pixels.
+    pub fn drop_file_bytes(&mut self) {
+        self.file_bytes = Arc::from(Vec::new());
+    }
+
     /// Bits per channel of the source as kept: 16 or 8.
     pub fn bit_depth(&self) -> u8 {
         if self.deep.is_some() { 16 } else { 8 }

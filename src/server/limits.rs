@@ -1,10 +1,9 @@
-//! Per-key accounting for `aicut serve`: who may call, how many credits remain, how fast.
+//! Per-key checks for `aicut serve`: who may call, and how fast (in this process; the
+//! Redis backend has its own limiter, and credits are the backends' business).
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use governor::Quota;
 use governor::state::keyed::HashMapStateStore;
@@ -49,46 +48,6 @@ fn is_listed(keys: &[String], token: &str) -> bool {
             found | key.as_bytes().ct_eq(token.as_bytes())
         })
         .into()
-}
-
-/// An optional credit budget per key: initialize costs one, segment is free.
-pub struct Credits {
-    per_key: Option<u64>,
-    spent: Mutex<HashMap<String, u64>>,
-}
-
-impl Credits {
-    pub fn new(per_key: Option<u64>) -> Self {
-        Credits {
-            per_key,
-            spent: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Takes one credit for `key`, or answers 402 when none is left.
-    pub fn charge(&self, key: &str) -> Result<(), ApiError> {
-        let Some(budget) = self.per_key else {
-            return Ok(());
-        };
-        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
-        let used = spent.entry(key.to_string()).or_insert(0);
-        if *used >= budget {
-            return Err(ApiError::new(402, "Insufficient credits."));
-        }
-        *used += 1;
-        Ok(())
-    }
-
-    /// Gives a credit back when the charged call failed (e.g. the upload was not an image).
-    pub fn refund(&self, key: &str) {
-        if self.per_key.is_none() {
-            return;
-        }
-        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(used) = spent.get_mut(key) {
-            *used = used.saturating_sub(1);
-        }
-    }
 }
 
 /// The server's clock in the form governor reads.
@@ -153,18 +112,14 @@ impl RateLimiter {
 
 /// The quota for a rate; `None` (no limit) unless the rate is positive and finite.
 fn quota(per_second: f64) -> Option<Quota> {
-    if !(per_second.is_finite() && per_second > 0.0) {
-        return None;
-    }
-    let burst = NonZeroU32::new(per_second.clamp(1.0, u32::MAX as f64) as u32)?;
-    // At least one request a year, so the period always fits governor's nanoseconds.
-    let period = Duration::from_secs_f64((1.0 / per_second).min(365.0 * 86_400.0));
-    Some(Quota::with_period(period)?.allow_burst(burst))
+    let (period, burst) = super::backend::quota(per_second)?;
+    Some(Quota::with_period(period)?.allow_burst(NonZeroU32::new(burst)?))
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     use super::*;
 

@@ -2,31 +2,39 @@
 //!
 //! The routes, field names, content types and status codes are exactly those of the
 //! hosted service's documentation, so any AI Cut client works against it with only a new
-//! base URL. Cut-outs are kept in memory under unguessable tokens and served at
-//! `output_url` without the API key, for a limited time.
+//! base URL. Cut-outs are kept under unguessable tokens and served at `output_url`
+//! without the API key, for a limited time. State lives in a [`backend`]: this process
+//! (one machine), or Redis, shared by any number of replicas.
 
+pub mod backend;
 pub mod faults;
 mod limits;
+mod listen;
+mod metrics;
 mod routes;
 mod sessions;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use faults::{Fault, FaultContext, FaultHook, Gate, Route};
 pub use limits::KeyPolicy;
+pub use listen::{ConnInfo, ListenConfig};
 
 use crate::engine::store::Clock;
 use crate::engine::{Engine, EngineError};
+use crate::imageio::DecodeLimits;
 use crate::wire::{self, ErrorBody};
 
 /// Everything `aicut serve` can be told about HTTP.
@@ -48,8 +56,26 @@ pub struct ServeConfig {
     pub output_memory_cap: usize,
     /// The largest upload accepted.
     pub max_upload_bytes: usize,
-    /// Base of `output_url`; by default the address the client used (its Host header).
+    /// The largest segment body accepted (413 beyond): dots are small.
+    pub max_segment_body_bytes: usize,
+    /// The most dots (green and red together) one segment call may carry.
+    pub max_dots: usize,
+    /// Limits on uploads' decoded size (decompression bombs).
+    pub decode_limits: DecodeLimits,
+    /// Base of `output_url`. Without it, the proxy's forwarded headers when trusted, else
+    /// the server address the connection reached; never the Host header.
     pub public_url: Option<String>,
+    /// Take `output_url`'s scheme and host from `X-Forwarded-Proto`/`X-Forwarded-Host`
+    /// (only behind a proxy that sets them).
+    pub trust_forwarded_headers: bool,
+    /// Without Redis: where spent credits are kept across restarts.
+    pub credits_file: Option<PathBuf>,
+    /// `redis://HOST:PORT/DB`: all state in Redis, shared by replicas.
+    pub redis_url: Option<String>,
+    /// A request body that sends nothing for this long is dropped.
+    pub body_timeout: Duration,
+    /// Timeouts, connection caps and shutdown of the accept loop.
+    pub listen: ListenConfig,
     /// Test-only fault injection.
     pub faults: Option<FaultHook>,
     /// Where the server reads the time for expiry and rate limits; tests move it by hand.
@@ -67,7 +93,15 @@ impl Default for ServeConfig {
             output_ttl: Duration::from_secs(10 * 60),
             output_memory_cap: 512 * 1024 * 1024,
             max_upload_bytes: 64 * 1024 * 1024,
+            max_segment_body_bytes: 256 * 1024,
+            max_dots: 1000,
+            decode_limits: DecodeLimits::default(),
             public_url: None,
+            trust_forwarded_headers: false,
+            credits_file: None,
+            redis_url: None,
+            body_timeout: Duration::from_secs(30),
+            listen: ListenConfig::default(),
             faults: None,
             clock: Arc::new(Instant::now),
         }
@@ -134,31 +168,62 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The state backend a configuration asks for.
+fn backend(config: &ServeConfig) -> Result<Arc<dyn backend::Backend>, String> {
+    let ttls = backend::Ttls {
+        session: config.session_ttl,
+        output: config.output_ttl,
+        request: Duration::from_secs(24 * 3600),
+    };
+    Ok(match &config.redis_url {
+        Some(url) => Arc::new(backend::redis::Redis::new(
+            url,
+            ttls,
+            config.credits,
+            config.rate_limit,
+        )?),
+        None => Arc::new(backend::memory::Memory::new(
+            ttls,
+            config.output_memory_cap,
+            config.credits,
+            config.credits_file.clone(),
+            config.rate_limit,
+            config.clock.clone(),
+        )?),
+    })
+}
+
 /// Builds the router over an engine.
-pub fn router(engine: Arc<dyn Engine>, config: ServeConfig) -> Router {
-    let body_limit = config.max_upload_bytes + 64 * 1024; // multipart overhead on top
+pub fn router(engine: Arc<dyn Engine>, config: ServeConfig) -> Result<Router, String> {
+    let upload_limit = config.max_upload_bytes + 64 * 1024; // multipart overhead on top
+    let segment_limit = DefaultBodyLimit::max(config.max_segment_body_bytes);
     let faults = config.faults.clone();
+    let body_timeout = config.body_timeout;
+    let state = Arc::new(routes::AppState::new(engine, backend(&config)?, config));
+    let initialize = || post(routes::initialize).layer(DefaultBodyLimit::max(upload_limit));
+    let segment = || post(routes::segment).layer(segment_limit);
     let mut app = Router::new()
-        .route(wire::INITIALIZE_PATH, post(routes::initialize))
-        .route(
-            wire::INITIALIZE_PATH.trim_end_matches('/'),
-            post(routes::initialize),
-        )
-        .route(wire::SEGMENT_PATH, post(routes::segment))
-        .route(
-            wire::SEGMENT_PATH.trim_end_matches('/'),
-            post(routes::segment),
-        )
+        .route(wire::INITIALIZE_PATH, initialize())
+        .route(wire::INITIALIZE_PATH.trim_end_matches('/'), initialize())
+        .route(wire::SEGMENT_PATH, segment())
+        .route(wire::SEGMENT_PATH.trim_end_matches('/'), segment())
         .route(
             &format!("{}{{file}}", wire::OUTPUTS_PREFIX),
             get(routes::output),
         )
-        .route("/health", get(|| async { "ok" }))
+        .route("/health", get(routes::healthz))
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/metrics", get(routes::metrics))
         .fallback(|| async { ApiError::new(404, "Not found.") })
         .method_not_allowed_fallback(|| async { ApiError::new(405, "Method not allowed.") })
-        // Axum's limit, not tower-http's: extractors then answer 413 as the contract's JSON.
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(Arc::new(routes::AppState::new(engine, config)));
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::layer,
+        ))
+        .with_state(state);
     if let Some(hook) = faults {
         app = app.layer(middleware::from_fn_with_state(hook, faults::layer));
     }
@@ -167,7 +232,37 @@ pub fn router(engine: Arc<dyn Engine>, config: ServeConfig) -> Router {
         .on_request(())
         .on_response(log_response)
         .on_failure(());
-    app.layer(log)
+    Ok(app.layer(log))
+}
+
+/// Every error is the contract's `{"detail"}`: a plain-text answer from a layer or an
+/// extractor (a body over a limit, a body timeout) is wrapped as one.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();
+    let text = axum::body::to_bytes(resp.into_body(), 4096)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let detail = if text.is_empty() {
+        status.canonical_reason().unwrap_or("Error").to_string()
+    } else {
+        text
+    };
+    let mut out = ApiError::new(status.as_u16(), detail).into_response();
+    if let Some(v) = retry_after {
+        out.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    out
 }
 
 /// The span of a request's log line: method and route. Output tokens are not logged.
@@ -220,18 +315,12 @@ pub async fn spawn(
 ) -> std::io::Result<RunningServer> {
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
-    let app = router(engine, config);
+    let listen = config.listen;
+    let app = router(engine, config).map_err(std::io::Error::other)?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "server stopped");
-        }
-    });
+    let task = tokio::spawn(listen::serve(listener, app, listen, async {
+        let _ = rx.await;
+    }));
     Ok(RunningServer {
         addr,
         shutdown: Some(tx),

@@ -1,71 +1,95 @@
-//! The contract's three routes: initialize, segment, and the download of a cut-out.
+//! The contract's three routes (initialize, segment, the download of a cut-out) and the
+//! operational ones (`/healthz`, `/readyz`, `/metrics`).
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::multipart::{MultipartError, MultipartRejection};
-use axum::extract::{Multipart, Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, Multipart, Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::limits::{Credits, KeyPolicy, RateLimiter};
+use super::backend::{Backend, Charge, SessionRecord, owner_of};
+use super::limits::KeyPolicy;
+use super::listen::ConnInfo;
+use super::metrics::Metrics;
 use super::sessions::Sessions;
 use super::{ApiError, ServeConfig};
-use crate::engine::store::{SessionStore, StoreConfig};
-use crate::engine::{Dot, Engine, EngineError, Prompt, SessionId};
-use crate::imageio::{self, DecodeLimits};
+use crate::engine::store::StoreConfig;
+use crate::engine::{Dot, Engine, EngineError, Prompt};
+use crate::imageio;
 use crate::wire::{self, InitializeResponse, SegmentRequest, SegmentResponse};
 
 /// Shared state of a running server.
 pub(super) struct AppState {
-    sessions: Sessions,
-    outputs: SessionStore<Bytes>,
+    pub sessions: Sessions,
+    backend: Arc<dyn Backend>,
     keys: KeyPolicy,
-    credits: Credits,
-    limiter: RateLimiter,
     public_url: Option<String>,
+    trust_forwarded: bool,
     max_upload_bytes: usize,
+    max_dots: usize,
     /// Bounds concurrent CPU work (decode, segment, encode) so memory stays bounded.
     cpu: Semaphore,
+    pub metrics: Metrics,
+}
+
+/// Who is calling: the hashed key that owns sessions and the one credits are charged to.
+struct Caller {
+    owner: String,
+    /// Without configured keys every token shares one balance: a fresh token must not
+    /// mint fresh credits.
+    credit_owner: String,
 }
 
 impl AppState {
-    pub fn new(engine: Arc<dyn Engine>, config: ServeConfig) -> Self {
+    pub fn new(engine: Arc<dyn Engine>, backend: Arc<dyn Backend>, config: ServeConfig) -> Self {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let sessions = StoreConfig {
             idle_ttl: config.session_ttl,
             memory_cap_bytes: config.session_memory_cap,
             refresh_on_get: true,
         };
-        let outputs = StoreConfig {
-            idle_ttl: config.output_ttl,
-            memory_cap_bytes: config.output_memory_cap,
-            refresh_on_get: false,
-        };
         AppState {
-            sessions: Sessions::new(engine, sessions, config.clock.clone()),
-            outputs: SessionStore::with_clock(outputs, config.clock.clone()),
+            sessions: Sessions::new(
+                engine,
+                backend.clone(),
+                sessions,
+                config.clock.clone(),
+                config.decode_limits,
+            ),
+            backend,
             keys: config.keys,
-            credits: Credits::new(config.credits),
-            limiter: RateLimiter::new(config.rate_limit, config.clock),
             public_url: config
                 .public_url
                 .map(|u| u.trim_end_matches('/').to_string()),
+            trust_forwarded: config.trust_forwarded_headers,
             max_upload_bytes: config.max_upload_bytes,
+            max_dots: config.max_dots,
             cpu: Semaphore::new(workers + 1),
+            metrics: Metrics::default(),
         }
     }
 
-    /// The caller's key, after checking it and its request rate.
-    fn admit(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+    /// The caller, after checking the key and its request rate.
+    async fn admit(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         let auth = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         let key = self.keys.authorize(auth)?;
-        self.limiter.admit(&key)?;
-        Ok(key)
+        let owner = owner_of(&key);
+        self.backend.admit(&owner).await?;
+        let credit_owner = match self.keys {
+            KeyPolicy::AnyToken => "any-token".to_string(),
+            KeyPolicy::Keys(_) => owner.clone(),
+        };
+        Ok(Caller {
+            owner,
+            credit_owner,
+        })
     }
 
     async fn cpu_permit(&self) -> Result<SemaphorePermit<'_>, ApiError> {
@@ -75,19 +99,56 @@ impl AppState {
             .map_err(|_| ApiError::new(503, "Shutting down."))
     }
 
-    /// Where a cut-out is downloaded: the public URL, or the address the client used.
-    fn output_url(&self, headers: &HeaderMap, token: &SessionId) -> String {
+    /// Where a cut-out is downloaded: `--public-url`; else, when trusted, the proxy's
+    /// `X-Forwarded-Proto`/`X-Forwarded-Host`; else the address the connection reached.
+    /// Never the request's Host header, which any client sets to anything.
+    fn output_url(&self, headers: &HeaderMap, conn: Option<&ConnInfo>, token: &str) -> String {
+        let forwarded = || {
+            let proto = forwarded_value(headers, "x-forwarded-proto")
+                .filter(|p| *p == "http" || *p == "https")
+                .unwrap_or("http");
+            let host = forwarded_value(headers, "x-forwarded-host").filter(|h| is_host(h))?;
+            Some(format!("{proto}://{host}"))
+        };
         let base = match &self.public_url {
             Some(u) => u.clone(),
-            None => {
-                let host = headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .unwrap_or("127.0.0.1");
-                format!("http://{host}")
-            }
+            None => self
+                .trust_forwarded
+                .then(forwarded)
+                .flatten()
+                .or_else(|| conn.map(|c| format!("http://{}", c.local)))
+                .unwrap_or_else(|| "http://localhost".to_string()),
         };
-        format!("{base}{}{}.png", wire::OUTPUTS_PREFIX, token.0)
+        format!("{base}{}{token}.png", wire::OUTPUTS_PREFIX)
+    }
+}
+
+/// The first value of a (possibly comma-separated) forwarded header.
+fn forwarded_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let v = headers.get(name)?.to_str().ok()?;
+    Some(v.split(',').next()?.trim()).filter(|v| !v.is_empty())
+}
+
+/// A host\[:port\] made only of the characters host names and addresses use.
+fn is_host(h: &str) -> bool {
+    h.len() <= 255
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+}
+
+/// The client's `Idempotency-Key`: a retried initialize with the same one is charged once.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match v.to_str() {
+        Ok(s) if !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(s.to_string()))
+        }
+        _ => Err(ApiError::new(
+            400,
+            "Idempotency-Key must be 1 to 128 visible ASCII characters.",
+        )),
     }
 }
 
@@ -105,27 +166,57 @@ pub(super) async fn initialize(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<InitializeResponse>, ApiError> {
-    let key = state.admit(&headers)?;
-    let (name, bytes) = read_upload(multipart).await?;
+    let caller = state.admit(&headers).await?;
+    let request = idempotency_key(&headers)?.map(|k| format!("{}:{k}", caller.owner));
+    let (name, bytes) = read_upload(multipart, state.max_upload_bytes).await?;
     if bytes.len() > state.max_upload_bytes {
-        return Err(ApiError::new(
-            413,
-            "The image is larger than this server accepts.",
-        ));
+        return Err(too_large(state.max_upload_bytes));
     }
-    state.credits.charge(&key)?;
-    let opened = open_session(&state, name, bytes).await;
-    if opened.is_err() {
-        state.credits.refund(&key);
+    let new_id = uuid::Uuid::new_v4().to_string();
+    let charge = state
+        .backend
+        .charge(&caller.credit_owner, request.as_deref(), &new_id)
+        .await?;
+    let Charge::Session { id, fresh } = charge else {
+        return Err(ApiError::new(402, "Insufficient credits."));
+    };
+    let record = SessionRecord {
+        owner: caller.owner,
+        name,
+        bytes,
+    };
+    let opened = {
+        let _permit = state.cpu_permit().await?;
+        state.sessions.open(&id, record).await
+    };
+    if let Err(e) = opened {
+        if fresh {
+            state
+                .backend
+                .refund(&caller.credit_owner, request.as_deref())
+                .await?;
+        }
+        return Err(e);
     }
     Ok(Json(InitializeResponse {
-        unique_filename: opened?.0,
+        unique_filename: id,
     }))
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        413,
+        format!(
+            "The image is larger than this server accepts ({} MB).",
+            limit.div_ceil(1024 * 1024)
+        ),
+    )
 }
 
 /// The file field `image` of a multipart upload: its name and bytes.
 async fn read_upload(
     multipart: Result<Multipart, MultipartRejection>,
+    limit: usize,
 ) -> Result<(String, Bytes), ApiError> {
     let mut multipart = multipart.map_err(|e| {
         ApiError::new(
@@ -133,76 +224,78 @@ async fn read_upload(
             format!("Expected multipart/form-data with a file field 'image': {e}"),
         )
     })?;
-    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+    let error = |e: MultipartError| {
+        if e.status().as_u16() == 413 {
+            too_large(limit)
+        } else {
+            ApiError::new(400, format!("Malformed upload: {}", e.body_text()))
+        }
+    };
+    while let Some(field) = multipart.next_field().await.map_err(error)? {
         if field.name() == Some("image") {
             let name = field.file_name().unwrap_or("upload").to_string();
-            let bytes = field.bytes().await.map_err(multipart_error)?;
+            let bytes = field.bytes().await.map_err(error)?;
             return Ok((name, bytes));
         }
     }
     Err(ApiError::new(400, "Missing file field 'image'."))
 }
 
-fn multipart_error(e: MultipartError) -> ApiError {
-    let status = e.status().as_u16();
-    ApiError::new(
-        if status == 413 { 413 } else { 400 },
-        format!("Malformed upload: {}", e.body_text()),
-    )
-}
-
-/// Decodes the upload and starts a session on it.
-async fn open_session(state: &AppState, name: String, bytes: Bytes) -> Result<SessionId, ApiError> {
-    let _permit = state.cpu_permit().await?;
-    let image = blocking(move || {
-        let mut image = imageio::decode_bytes(bytes.to_vec(), &name, &DecodeLimits::default())?;
-        // Sessions answer with 8-bit PNGs: a 16-bit copy would only hold memory.
-        image.drop_deep_pixels();
-        Ok::<_, imageio::ImageLoadError>(image)
-    })
-    .await?
-    .map_err(EngineError::from)?;
-    Ok(state.sessions.open(Arc::new(image)).await?)
+/// A segment body that could not be read: too large (413) or cut off (400).
+fn body_error(e: BytesRejection) -> ApiError {
+    if e.status().as_u16() == 413 {
+        ApiError::new(413, "The request body is larger than a segment call needs.")
+    } else {
+        ApiError::new(
+            400,
+            format!("Could not read the request body: {}", e.body_text()),
+        )
+    }
 }
 
 pub(super) async fn segment(
     State(state): State<Arc<AppState>>,
+    conn: Option<Extension<ConnInfo>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SegmentResponse>, ApiError> {
-    state.admit(&headers)?;
-    let req = parse_segment(&body)?;
-    let session = SessionId(req.unique_filename.clone());
-    let image = state.sessions.image(&session).await?;
+    let caller = state.admit(&headers).await?;
+    let body = body.map_err(body_error)?;
+    let req = parse_segment(&body, state.max_dots)?;
     let prompt = Prompt {
         green: req.green_dots,
         red: req.red_dots,
     };
-    prompt
-        .validate(image.width(), image.height())
-        .map_err(EngineError::from)?;
     let png = {
         let _permit = state.cpu_permit().await?;
+        let session = state
+            .sessions
+            .get(&req.unique_filename, &caller.owner)
+            .await?;
+        let image = session.image.clone();
+        prompt
+            .validate(image.width(), image.height())
+            .map_err(EngineError::from)?;
         let mask = state
             .sessions
-            .segment(&session, &prompt, req.request_number)
+            .segment(&req.unique_filename, &session, &prompt, req.request_number)
             .await?;
         blocking(move || imageio::encode_png(&imageio::compose_cutout(image.pixels(), &mask)))
             .await?
             .map_err(|e| ApiError::new(500, format!("Could not encode the cut-out: {e}")))?
     };
-    let size = png.len();
-    let token = state.outputs.insert(Bytes::from(png), size)?;
+    let token = uuid::Uuid::new_v4().to_string();
+    state.backend.put_output(&token, Bytes::from(png)).await?;
     Ok(Json(SegmentResponse {
         status: "completed".into(),
         unique_filename: req.unique_filename,
-        output_url: state.output_url(&headers, &token),
+        output_url: state.output_url(&headers, conn.as_ref().map(|c| &c.0), &token),
         request_number: req.request_number,
     }))
 }
 
 /// Parses the segment body by hand so every flaw is a 400 with a helpful detail.
-fn parse_segment(body: &[u8]) -> Result<SegmentRequest, ApiError> {
+fn parse_segment(body: &[u8], max_dots: usize) -> Result<SegmentRequest, ApiError> {
     let v: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(400, format!("Malformed JSON: {e}")))?;
     let obj = v
@@ -219,10 +312,18 @@ fn parse_segment(body: &[u8]) -> Result<SegmentRequest, ApiError> {
     let request_number = field("request_number")?
         .as_u64()
         .ok_or_else(|| ApiError::new(400, "'request_number' must be a non-negative integer."))?;
+    let green_dots = parse_dots("greenDots", field("greenDots")?)?;
+    let red_dots = parse_dots("redDots", field("redDots")?)?;
+    if green_dots.len() + red_dots.len() > max_dots {
+        return Err(ApiError::new(
+            400,
+            format!("Too many dots: at most {max_dots} per segment call."),
+        ));
+    }
     Ok(SegmentRequest {
         unique_filename,
-        green_dots: parse_dots("greenDots", field("greenDots")?)?,
-        red_dots: parse_dots("redDots", field("redDots")?)?,
+        green_dots,
+        red_dots,
         request_number,
     })
 }
@@ -260,15 +361,41 @@ pub(super) async fn output(
         return Err(not_found());
     }
     let png = state
-        .outputs
-        .get(&SessionId(token.to_string()))
+        .backend
+        .get_output(token)
+        .await?
         .ok_or_else(not_found)?;
     Ok((
         [
             (header::CONTENT_TYPE, "image/png"),
             (header::CACHE_CONTROL, "private, max-age=60"),
         ],
-        Body::from((*png).clone()),
+        Body::from(png),
     )
         .into_response())
+}
+
+/// Alive: the process answers.
+pub(super) async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready for traffic: the shared state answers (always, without one).
+pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
+    state.backend.ready().await?;
+    Ok("ready")
+}
+
+pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    use std::sync::atomic::Ordering::Relaxed;
+    let stats = &state.sessions.stats;
+    let text = state.metrics.render(
+        state.sessions.cached(),
+        [
+            ("hit", stats.hits.load(Relaxed)),
+            ("miss", stats.misses.load(Relaxed)),
+            ("rebuilt", stats.rebuilds.load(Relaxed)),
+        ],
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -126,6 +126,8 @@ impl ServeProcess {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_aicut"))
             .args(["serve", "--bind", "127.0.0.1:0"])
             .args(extra_args)
+            .env_remove("AICUT_REDIS_URL")
+            .env_remove("AICUT_SERVE_API_KEYS")
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -147,6 +149,25 @@ impl ServeProcess {
             child,
             url: url.expect("aicut serve printed its URL"),
         }
+    }
+
+    /// kill -9: no chance to finish anything.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`) with `kill`.
+    pub fn signal(&self, name: &str) {
+        let _ = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status();
+    }
+
+    /// SIGTERM, as a service manager stops it; returns once it has exited.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        self.child.wait().unwrap()
     }
 }
 

@@ -1,0 +1,11 @@
+//! `aicut serve` as operators run it: the holes closed (`holes`), a process restarted or
+//! stopped (`restart`), and replicas sharing one real `redis-server` (`shared`).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod api;
+mod holes;
+mod procs;
+mod restart;
+mod shared;
