@@ -22,18 +22,50 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("Right click", "add a red dot (drop)"),
     ("Drag a dot", "move it"),
     ("Alt/Ctrl + click a dot", "delete it"),
+    (
+        "Shift + drag",
+        "a stroke of dots along the way (left green, right red); one undo step",
+    ),
+    (
+        "Rest the pointer",
+        "preview the selection a click there gives (Settings: on/off, delay)",
+    ),
+    (
+        "Tab / Shift+Tab",
+        "the engine's next / previous answer for the dots (candidates)",
+    ),
+    (
+        "Hold Z",
+        "loupe: the pixels under the pointer, with the edge",
+    ),
+    ("Hold O", "see the original photo"),
     ("Hover a dot + Delete", "delete it"),
     ("Ctrl+Shift+Delete", "clear all dots"),
     ("Ctrl+Z", "undo"),
     ("Ctrl+Shift+Z or Ctrl+Y", "redo"),
-    ("V or Tab", "switch view: selection / cut-out / original"),
+    ("V", "switch view: selection / cut-out / outline / original"),
     ("Wheel or pinch", "zoom about the cursor"),
     ("+ / -", "zoom in / out"),
     ("F", "fit the image in the window"),
     ("1", "100 % (one image pixel per screen pixel)"),
     ("Middle drag, Space + drag", "pan"),
     ("Ctrl+O", "open an image (or drop one onto the window)"),
-    ("Ctrl+S", "save the cut-out (PNG or WebP, see Save options)"),
+    (
+        "Ctrl+Shift+O",
+        "open a folder as a batch (or drop several files)",
+    ),
+    (
+        "PageDown / PageUp",
+        "next / previous image of the batch (each keeps its dots)",
+    ),
+    (
+        "Ctrl+S",
+        "save the cut-out (PNG or WebP, see Save options); in a batch into one folder",
+    ),
+    (
+        "Ctrl+Shift+S",
+        "save the project: each batch image's dots beside it (.aicut.json)",
+    ),
     ("Ctrl+C", "copy the cut-out, with transparency"),
     ("Ctrl+V", "open the image on the clipboard"),
     ("F1 or ?", "show or hide this help"),
@@ -118,7 +150,9 @@ impl App {
             for mode in ViewMode::ALL {
                 let shown = self.settings.view_mode == mode;
                 let r = ui.selectable_label(shown, mode.label());
-                if r.on_hover_text("V or Tab switches").clicked() {
+                if r.on_hover_text("V switches; hold O for the original")
+                    .clicked()
+                {
                     out.push(Action::SetViewMode(mode));
                 }
             }
@@ -143,6 +177,15 @@ impl App {
 
     fn file_buttons(&self, ui: &mut Ui, out: &mut Vec<Action>) {
         button(ui, true, "Open...", Some("Ctrl+O"), Action::OpenDialog, out);
+        let folder = Action::Tool(super::tools::ToolAction::OpenFolder);
+        button(
+            ui,
+            true,
+            "Open folder...",
+            Some("Ctrl+Shift+O"),
+            folder,
+            out,
+        );
         let recent = &self.settings.recent;
         ui.add_enabled_ui(!recent.is_empty(), |ui| {
             ui.menu_button("Recent", |ui| {
@@ -221,6 +264,10 @@ impl App {
                 ui.separator();
                 ui.spinner();
                 ui.label("saving");
+            }
+            if let Some(batch) = self.batch_status() {
+                ui.separator();
+                ui.label(batch);
             }
         });
     }
@@ -351,6 +398,8 @@ fn settings_window(
             model_list(ui, draft, models, out);
             ui.add_space(6.0);
             api_fields(ui, draft);
+            ui.add_space(6.0);
+            super::hover::settings_ui(ui, &mut draft.hover, draft.engine);
             ui.add_space(6.0);
             apply = ui.button("Apply").clicked();
         });

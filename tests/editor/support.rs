@@ -29,6 +29,10 @@ impl FileDialogs for TestDialogs {
     fn save_path(&self, _proposed: &Path) -> Result<Option<PathBuf>, String> {
         Ok(self.save_to.lock().unwrap().clone())
     }
+    /// A batch's output folder: `save_to` too.
+    fn pick_folder(&self, _title: &str, _start: Option<&Path>) -> Result<Option<PathBuf>, String> {
+        Ok(self.save_to.lock().unwrap().clone())
+    }
 }
 
 #[derive(Debug)]

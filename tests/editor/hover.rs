@@ -1,0 +1,114 @@
+//! The hover preview: the pointer resting over the photo shows what a click there would
+//! select, without a click, never as the result, and gone once the pointer leaves.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aicut::engine::{AlphaMask, Dot, Engine, EngineError, Prompt, SessionId};
+use aicut::imageio::LoadedImage;
+use egui::{Event, Key, Modifiers, PointerButton, vec2};
+
+use crate::support::*;
+
+/// The built-in engine, counting its segment calls.
+struct Counting {
+    inner: Arc<dyn Engine>,
+    calls: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl Engine for Counting {
+    fn name(&self) -> String {
+        "counting".into()
+    }
+    async fn initialize(&self, image: Arc<LoadedImage>) -> Result<SessionId, EngineError> {
+        self.inner.initialize(image).await
+    }
+    async fn segment(
+        &self,
+        session: &SessionId,
+        prompt: &Prompt,
+        n: u64,
+    ) -> Result<AlphaMask, EngineError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.segment(session, prompt, n).await
+    }
+}
+
+fn counting() -> Arc<Counting> {
+    Arc::new(Counting {
+        inner: Arc::new(aicut::engine::builtin::engine(Default::default())),
+        calls: AtomicU64::new(0),
+    })
+}
+
+#[test]
+fn a_resting_pointer_previews_a_click_and_the_preview_goes_when_the_pointer_leaves() {
+    let (_dir, _path, mut h) = opened_scene(1.0, options(None, None), 240, 180);
+    h.key_press(Key::Num1);
+    h.step();
+    wait_ready(&mut h);
+    let p = pixel_centre(&h, 120, 90);
+    h.event(Event::PointerMoved(p));
+    wait_until(&mut h, "a hover preview", |a| a.hover_preview().is_some());
+    let preview = h.state().hover_preview().unwrap().clone();
+    assert_eq!(preview.green, [Dot::new(120.0, 90.0)]);
+    assert!(preview.red.is_empty());
+    assert!(h.state().dots().is_empty(), "no click, no dot");
+    assert!(
+        h.state().shown_mask().is_none(),
+        "a preview is never the result"
+    );
+    h.step();
+    assert_eq!(texture_sizes(&h, "preview"), vec![[240, 180]]);
+
+    h.event(Event::PointerGone);
+    h.step();
+    assert!(h.state().hover_preview().is_none(), "the pointer left");
+
+    // With a dot placed, the preview shows the effect of adding one more.
+    click(&mut h, p, PointerButton::Primary, Modifiers::NONE);
+    wait_until(&mut h, "the first result", |a| a.shown_mask().is_some());
+    let q = pixel_centre(&h, 100, 95);
+    h.event(Event::PointerMoved(q));
+    wait_until(&mut h, "a preview of a second dot", |a| {
+        a.hover_preview().is_some_and(|p| p.green.len() == 2)
+    });
+    let preview = h.state().hover_preview().unwrap().clone();
+    assert_eq!(
+        preview.green,
+        [Dot::new(120.0, 90.0), Dot::new(100.0, 95.0)]
+    );
+    let (_, _, shown) = h.state().shown_mask().unwrap();
+    assert_eq!(shown.green.len(), 1, "the result still answers one dot");
+    assert_eq!(h.state().dots().len(), 1);
+
+    // Moving away drops it at once; Shift (a stroke about to start) holds previews back.
+    h.event(Event::PointerMoved(q + vec2(60.0, 0.0)));
+    h.step();
+    assert!(h.state().hover_preview().is_none());
+}
+
+#[test]
+fn sweeping_the_pointer_over_the_photo_does_not_flood_the_engine() {
+    let engine = counting();
+    let (_dir, _path, mut h) = opened_scene(1.0, options(None, Some(engine.clone())), 240, 180);
+    h.key_press(Key::Num1);
+    h.step();
+    wait_ready(&mut h);
+    let before = engine.calls.load(Ordering::SeqCst);
+    // 60 frames, a new pixel each: no rest, so no preview is asked for.
+    for i in 0..60 {
+        let p = pixel_centre(&h, 60 + 2 * i, 90);
+        h.event(Event::PointerMoved(p));
+        h.step();
+    }
+    let during = engine.calls.load(Ordering::SeqCst) - before;
+    // A frame of the harness can take longer than the rest on a loaded machine; even then
+    // only the newest look runs, one at a time.
+    assert!(during <= 3, "{during} preview calls while sweeping");
+    wait_until(&mut h, "the preview where the pointer rests", |a| {
+        a.hover_preview()
+            .is_some_and(|p| p.green == [Dot::new(178.0, 90.0)])
+    });
+}
