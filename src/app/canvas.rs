@@ -81,6 +81,7 @@ impl App {
         }
         // Holding O shows the original, whatever the view.
         let original = tools::showing_original(&ctx);
+        self.tools.comparing = original;
         let mode = if original {
             ViewMode::Original
         } else {

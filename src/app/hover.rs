@@ -244,6 +244,13 @@ impl App {
 const VEIL: Color32 = Color32::from_rgba_premultiplied(40, 40, 40, 40);
 const LINE: Color32 = Color32::from_rgb(0, 225, 255);
 
+/// Draws the preview, if one is shown, over the image rectangle `img_rect`.
+pub(crate) fn draw(painter: &egui::Painter, hover: &HoverPreview, img_rect: egui::Rect) {
+    if let Some(s) = &hover.shown {
+        super::outline::draw_over_image(painter, &s.texture, img_rect);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,12 +267,5 @@ mod tests {
         assert!(on.active(EngineKind::Api));
         let back: HoverSettings = serde_json::from_str("{}").unwrap();
         assert_eq!(back, s);
-    }
-}
-
-/// Draws the preview, if one is shown, over the image rectangle `img_rect`.
-pub(crate) fn draw(painter: &egui::Painter, hover: &HoverPreview, img_rect: egui::Rect) {
-    if let Some(s) = &hover.shown {
-        super::outline::draw_over_image(painter, &s.texture, img_rect);
     }
 }

@@ -82,7 +82,7 @@ fn text_field_clipboard(ctx: &egui::Context) -> Vec<Action> {
     })
 }
 
-/// Keyboard shortcuts (listed in the help, see `panels::SHORTCUTS`); none fire while a
+/// Keyboard shortcuts (listed in the help, see `help::SHORTCUTS`); none fire while a
 /// text field has the keyboard. Consumes the keys it acts on.
 pub(crate) fn shortcuts(ctx: &egui::Context, target: Option<KeyTarget>) -> Vec<Action> {
     use Modifiers as M;

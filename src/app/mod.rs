@@ -20,6 +20,7 @@ mod downloads;
 mod engine_link;
 mod files;
 mod frame_stats;
+mod help;
 mod hover;
 mod input;
 mod loupe;
@@ -60,6 +61,7 @@ use tools::Tools;
 use view::View;
 
 pub use engine_link::SessionState;
+pub use help::SHORTCUTS;
 pub use hover::HoverSettings;
 pub use loupe::RADIUS as LOUPE_RADIUS;
 pub use panels::PathEntry;

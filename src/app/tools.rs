@@ -46,6 +46,8 @@ pub(crate) struct Tools {
     pub candidates: Candidates,
     pub outline: OutlineView,
     pub batches: Batches,
+    /// The original is shown instead of the view (O held) this frame.
+    pub comparing: bool,
 }
 
 impl Tools {
@@ -57,6 +59,7 @@ impl Tools {
             candidates: Candidates::default(),
             outline: OutlineView::new(wake.clone()),
             batches: Batches::new(wake),
+            comparing: false,
         }
     }
 }
@@ -196,6 +199,11 @@ impl App {
     /// The image pixel the loupe was drawn around this frame.
     pub fn loupe(&self) -> Option<[u32; 2]> {
         self.tools.loupe.drawn
+    }
+
+    /// Whether the canvas showed the original instead of the view (O held).
+    pub fn comparing(&self) -> bool {
+        self.tools.comparing
     }
 
     /// The serial of the mask the Outline view shows.

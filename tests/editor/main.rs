@@ -21,3 +21,4 @@ mod loupe;
 mod overlays;
 mod pointer;
 mod strokes;
+mod views;

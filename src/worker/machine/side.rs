@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::{Done, Worker};
@@ -89,11 +90,10 @@ impl Worker {
             t.abort();
         }
         let (engine, done, image) = (self.engine.clone(), self.done_tx.clone(), c.id);
-        let task = tokio::spawn(async move {
+        c.side.choosing = Some(spawn_report(done, async move {
             let result = engine.choose(&session, &prompt, index).await;
-            let _ = done.send(Done::Side(SideDone::Chosen { image, result }));
-        });
-        c.side.choosing = Some(task.abort_handle());
+            SideDone::Chosen { image, result }
+        }));
     }
 
     /// Starts the side requests there is room for: candidates whenever the session is
@@ -108,22 +108,20 @@ impl Worker {
         if c.blocked || c.paused_until.is_some() || c.side.choosing.is_some() {
             return;
         }
+        let (engine, done, image) = (self.engine.clone(), self.done_tx.clone(), c.id);
         if c.side.candidates_task.is_none()
             && let Some(prompt) = c.side.candidates.take()
         {
             let number = take_number(&mut c.next_number);
-            let (engine, done, image) = (self.engine.clone(), self.done_tx.clone(), c.id);
-            let session = session.clone();
-            let task = tokio::spawn(async move {
+            let (engine, session) = (engine.clone(), session.clone());
+            c.side.candidates_task = Some(spawn_report(done.clone(), async move {
                 let result = engine.candidates(&session, &prompt, number).await;
-                let report = SideDone::Candidates {
+                SideDone::Candidates {
                     image,
                     prompt,
                     result,
-                };
-                let _ = done.send(Done::Side(report));
-            });
-            c.side.candidates_task = Some(task.abort_handle());
+                }
+            }));
         }
         let idle = !c.pending && c.in_flight.is_empty() && c.side.candidates_task.is_none();
         if idle
@@ -131,17 +129,14 @@ impl Worker {
             && let Some(prompt) = c.side.preview.take()
         {
             let number = take_number(&mut c.next_number);
-            let (engine, done, image) = (self.engine.clone(), self.done_tx.clone(), c.id);
-            let task = tokio::spawn(async move {
+            c.side.preview_task = Some(spawn_report(done, async move {
                 let result = engine.segment(&session, &prompt, number).await;
-                let report = SideDone::Preview {
+                SideDone::Preview {
                     image,
                     prompt,
                     result,
-                };
-                let _ = done.send(Done::Side(report));
-            });
-            c.side.preview_task = Some(task.abort_handle());
+                }
+            }));
         }
     }
 
@@ -195,4 +190,15 @@ fn take_number(next: &mut u64) -> u64 {
     let n = *next;
     *next += 1;
     n
+}
+
+/// Runs a side request as a task that reports when it ends.
+fn spawn_report(
+    done: mpsc::UnboundedSender<Done>,
+    request: impl Future<Output = SideDone> + Send + 'static,
+) -> AbortHandle {
+    let task = tokio::spawn(async move {
+        let _ = done.send(Done::Side(request.await));
+    });
+    task.abort_handle()
 }
