@@ -10,10 +10,10 @@ use super::view::View;
 
 /// Screen points between two dots of a stroke: dense enough for a strand, sparse enough
 /// that a sweep across the photo stays a handful of dots.
-const SPACING_POINTS: f32 = 14.0;
+const SPACING_POINTS: f32 = 20.0;
 /// At most this many dots per stroke (longer strokes are sampled more sparsely): every
 /// dot is a refinement step for engines that answer click by click.
-pub const MAX_DOTS: usize = 24;
+pub const MAX_DOTS: usize = 16;
 
 /// A stroke being drawn: its colour and the way so far, in image coordinates.
 #[derive(Debug, Clone, PartialEq)]
@@ -174,7 +174,7 @@ mod tests {
     #[test]
     fn a_long_stroke_is_capped_and_points_outside_the_image_are_dropped() {
         let path = [at(0.0, 5.0), at(5000.0, 5.0)];
-        let dots = sample(&path, DotKind::Red, 2.0, [5000, 10]);
+        let dots = sample(&path, DotKind::Red, 2.0, [5001, 10]);
         assert_eq!(dots.len(), MAX_DOTS);
         assert!(dots.iter().all(|d| d.kind == DotKind::Red));
         let path = [at(-45.5, 5.0), at(54.5, 5.0)];

@@ -139,7 +139,7 @@ impl App {
     }
 
     /// The tools' part of the canvas's pointer input: strokes, then the hover preview
-    /// (only while the pointer is calm: no button, no Shift, nothing being dragged).
+    /// (only while the pointer is calm: no button, no Shift, no loupe, nothing dragged).
     pub(super) fn tools_pointer(
         &mut self,
         ctx: &egui::Context,
@@ -157,6 +157,7 @@ impl App {
             && !pointer.dragged
             && !pointer.space
             && !pointer.modifiers.shift
+            && !super::loupe::held(ctx)
             && self.tools.stroke.is_none()
             && self.open.as_ref().is_some_and(|o| o.gesture.drag.is_none());
         self.hover_frame(ctx, pointer.hover, calm);
