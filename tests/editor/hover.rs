@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aicut::engine::{AlphaMask, Dot, Engine, EngineError, Prompt, SessionId};
 use aicut::imageio::LoadedImage;
 use egui::{Event, Key, Modifiers, PointerButton, vec2};
+use egui_kittest::kittest::Queryable;
 
 use crate::support::*;
 
@@ -111,4 +112,39 @@ fn sweeping_the_pointer_over_the_photo_does_not_flood_the_engine() {
         a.hover_preview()
             .is_some_and(|p| p.green == [Dot::new(178.0, 90.0)])
     });
+}
+
+#[test]
+fn the_preview_can_be_turned_off_in_settings() {
+    let engine = counting();
+    let (_dir, _path, mut h) = opened_scene(1.0, options(None, Some(engine.clone())), 240, 180);
+    h.key_press(Key::Num1);
+    h.step();
+    wait_ready(&mut h);
+    h.get_by_label("Settings").click();
+    // A window takes a few frames to size itself and appear.
+    for _ in 0..5 {
+        h.step();
+    }
+    h.get_by_label("Preview the selection under the resting pointer")
+        .click();
+    h.step();
+    h.get_by_label("Apply").click();
+    h.step();
+    assert_eq!(h.state().settings().hover.enabled, Some(false));
+    wait_ready(&mut h);
+    let before = engine.calls.load(Ordering::SeqCst);
+    h.event(Event::PointerMoved(pixel_centre(&h, 120, 90)));
+    // Ten rests' worth of frames: a preview would have been asked for by now.
+    for _ in 0..10 {
+        h.step();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    h.step();
+    assert!(h.state().hover_preview().is_none());
+    assert_eq!(
+        engine.calls.load(Ordering::SeqCst),
+        before,
+        "no call while it is off"
+    );
 }
