@@ -4,16 +4,6 @@ use egui::{Event, Key, Modifiers, PointerButton};
 
 use crate::support::*;
 
-fn z(h: &mut egui_kittest::Harness<'static, aicut::app::App>, pressed: bool) {
-    h.event(Event::Key {
-        key: Key::Z,
-        physical_key: None,
-        pressed,
-        repeat: false,
-        modifiers: Modifiers::NONE,
-    });
-}
-
 #[test]
 fn holding_z_draws_the_loupe_around_the_pixel_under_the_pointer() {
     let (_dir, _path, mut h) = opened_scene(1.0, options(None, None), 240, 180);
@@ -27,7 +17,7 @@ fn holding_z_draws_the_loupe_around_the_pixel_under_the_pointer() {
     h.event(Event::PointerMoved(q));
     h.step();
     assert_eq!(h.state().loupe(), None, "not without Z");
-    z(&mut h, true);
+    key_event(&mut h, Key::Z, true);
     h.step();
     assert_eq!(h.state().loupe(), Some([70, 60]));
     let side = 2 * aicut::app::LOUPE_RADIUS as usize + 1;
@@ -38,7 +28,7 @@ fn holding_z_draws_the_loupe_around_the_pixel_under_the_pointer() {
     h.step();
     assert_eq!(h.state().loupe(), Some([71, 60]));
     assert_eq!(h.state().dots().len(), 1, "Z adds or undoes nothing");
-    z(&mut h, false);
+    key_event(&mut h, Key::Z, false);
     h.step();
     assert_eq!(h.state().loupe(), None);
 }

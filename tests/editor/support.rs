@@ -213,6 +213,17 @@ pub fn click(
     h.step();
 }
 
+/// A key going down (`pressed`) or up without modifiers, for keys that are held.
+pub fn key_event(h: &mut Harness<'static, App>, key: egui::Key, pressed: bool) {
+    h.event(Event::Key {
+        key,
+        physical_key: None,
+        pressed,
+        repeat: false,
+        modifiers: Modifiers::NONE,
+    });
+}
+
 /// Presses `button` at `from`, moves to `to` in `moves` even steps, releases, steps.
 pub fn drag(
     h: &mut Harness<'static, App>,

@@ -1,20 +1,10 @@
 //! Judging the cut: the Outline view, holding O for the original, and the F1 help.
 
 use aicut::app::ViewMode;
-use egui::{Event, Key, Modifiers, PointerButton};
+use egui::{Key, Modifiers, PointerButton};
 use egui_kittest::kittest::Queryable;
 
 use crate::support::*;
-
-fn key(h: &mut egui_kittest::Harness<'static, aicut::app::App>, key: Key, pressed: bool) {
-    h.event(Event::Key {
-        key,
-        physical_key: None,
-        pressed,
-        repeat: false,
-        modifiers: Modifiers::NONE,
-    });
-}
 
 #[test]
 fn the_outline_view_draws_the_edge_of_the_newest_mask_and_o_shows_the_original() {
@@ -41,10 +31,10 @@ fn the_outline_view_draws_the_edge_of_the_newest_mask_and_o_shows_the_original()
     });
 
     assert!(!h.state().comparing());
-    key(&mut h, Key::O, true);
+    key_event(&mut h, Key::O, true);
     h.step();
     assert!(h.state().comparing(), "O held shows the original");
-    key(&mut h, Key::O, false);
+    key_event(&mut h, Key::O, false);
     h.step();
     assert!(!h.state().comparing());
     assert_eq!(h.state().dots().len(), 2, "O changes no dots");
