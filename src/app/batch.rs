@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, channel};
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +14,7 @@ use crate::imageio;
 
 use super::App;
 use super::dots::{DotHistory, DotKind, PlacedDot};
+use super::inbox::Inbox;
 use super::tasks::FileDialogs;
 use crate::worker::Command;
 
@@ -57,9 +57,7 @@ enum Report {
 /// The batch, if one is open, and its background work.
 pub(crate) struct Batches {
     pub batch: Option<Batch>,
-    tx: Sender<Report>,
-    rx: Receiver<Report>,
-    wake: Arc<dyn Fn() + Send + Sync>,
+    reports: Inbox<Report>,
     /// A folder dialog is open.
     picking: bool,
 }
@@ -162,27 +160,15 @@ fn scan(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Vec<PlacedDot>)>, String> {
 
 impl Batches {
     pub fn new(wake: Arc<dyn Fn() + Send + Sync>) -> Self {
-        let (tx, rx) = channel();
         Batches {
             batch: None,
-            tx,
-            rx,
-            wake,
+            reports: Inbox::new(wake),
             picking: false,
         }
     }
 
     fn spawn(&self, job: impl FnOnce() -> Report + Send + 'static) {
-        let (tx, wake) = (self.tx.clone(), self.wake.clone());
-        let started = std::thread::Builder::new()
-            .name("aicut-batch".into())
-            .spawn(move || {
-                let _ = tx.send(job());
-                wake();
-            });
-        if let Err(e) = started {
-            tracing::error!(error = %e, "could not start a batch thread");
-        }
+        self.reports.spawn("batch", job);
     }
 }
 
@@ -213,7 +199,7 @@ impl App {
 
     /// Takes in the batch's background reports.
     pub(super) fn poll_batch(&mut self) {
-        while let Ok(report) = self.tools.batches.rx.try_recv() {
+        while let Some(report) = self.tools.batches.reports.try_recv() {
             match report {
                 Report::Scanned(Ok(found)) => self.batch_scanned(found),
                 Report::Scanned(Err(e)) if e.is_empty() => {}

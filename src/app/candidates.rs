@@ -1,33 +1,57 @@
 //! Candidates: where the engine sees several answers to the dots (SAM's multimask, the
-//! built-in engine's scales), Tab switches among them without another click. The first
-//! Tab asks the worker for them ([`Command::Candidates`]); each switch shows the chosen
-//! one at once and tells the engine ([`Command::Choose`]) so that later dots refine it.
+//! built-in engine's scales), Tab switches among them without another click, and so does
+//! a click on their thumbnails in the canvas's corner. The first Tab asks the worker for
+//! them ([`Command::Candidates`]); each switch shows the chosen one at once and tells the
+//! engine ([`Command::Choose`]) so that later dots refine it. Thumbnails are built off
+//! the UI thread.
 
 use std::sync::Arc;
 
-use egui::{Align2, Color32, FontId, Painter, Rect, vec2};
+use egui::{Align2, Color32, ColorImage, FontId, Painter, Rect, Sense, TextureHandle, Ui, vec2};
+use image::imageops;
 
 use crate::engine::{AlphaMask, EngineError, Prompt};
+use crate::imageio::LoadedImage;
 use crate::worker::Command;
 
 use super::App;
+use super::inbox::Inbox;
+use super::tasks::cutout_image;
+
+/// A thumbnail's longest side, in pixels and points.
+const THUMB: u32 = 80;
 
 /// The engine's answers to one prompt and the one shown.
 pub(crate) struct CandidateList {
     prompt: Prompt,
     masks: Vec<Arc<AlphaMask>>,
     index: usize,
+    /// Their thumbnails, once built.
+    thumbs: Vec<TextureHandle>,
 }
 
-#[derive(Default)]
+/// Thumbnails built for the candidates of `prompt`.
+struct Thumbs {
+    prompt: Prompt,
+    images: Vec<ColorImage>,
+}
+
 pub(crate) struct Candidates {
-    /// The prompt whose candidates were asked for, and whether to move on to the next one
-    /// when they arrive (Tab was pressed).
+    /// The prompt whose candidates were asked for (Tab was pressed).
     asked: Option<Prompt>,
     list: Option<CandidateList>,
+    thumbs: Inbox<Thumbs>,
 }
 
 impl Candidates {
+    pub fn new(wake: Arc<dyn Fn() + Send + Sync>) -> Self {
+        Candidates {
+            asked: None,
+            list: None,
+            thumbs: Inbox::new(wake),
+        }
+    }
+
     pub fn reset(&mut self) {
         self.asked = None;
         self.list = None;
@@ -106,10 +130,19 @@ impl App {
         }
         match result {
             Ok(masks) if masks.len() > 1 => {
+                if let Some(open) = self.open.as_ref() {
+                    let (image, masks, prompt) =
+                        (open.doc.image().clone(), masks.clone(), prompt.clone());
+                    c.thumbs.spawn("thumbnails", move || Thumbs {
+                        images: thumbnails(&image, &masks),
+                        prompt,
+                    });
+                }
                 c.list = Some(CandidateList {
                     prompt,
                     masks,
                     index: 0,
+                    thumbs: Vec::new(),
                 });
                 self.show_candidate(1);
             }
@@ -124,6 +157,15 @@ impl App {
         let open = self.open.as_ref()?;
         let list = self.tools.candidates.for_prompt(&open.doc.prompt())?;
         Some((list.index, list.masks.len()))
+    }
+
+    /// How many thumbnails of the current candidates are on screen.
+    pub fn candidate_thumbnails(&self) -> usize {
+        let Some(open) = self.open.as_ref() else {
+            return 0;
+        };
+        let list = self.tools.candidates.for_prompt(&open.doc.prompt());
+        list.map_or(0, |l| l.thumbs.len())
     }
 
     /// "Answer 2 of 3 (Tab)" in the canvas's corner while candidates are known.
@@ -141,4 +183,76 @@ impl App {
             Color32::WHITE,
         );
     }
+
+    /// The candidates' thumbnails along the canvas's bottom; a click on one shows it.
+    pub(super) fn candidate_strip(&mut self, ctx: &egui::Context, ui: &mut Ui, canvas: Rect) {
+        let c = &mut self.tools.candidates;
+        while let Some(t) = c.thumbs.try_recv() {
+            if let Some(list) = c.list.as_mut().filter(|l| l.prompt == t.prompt) {
+                list.thumbs = t
+                    .images
+                    .into_iter()
+                    .map(|img| ctx.load_texture("candidate", img, egui::TextureOptions::LINEAR))
+                    .collect();
+            }
+        }
+        let Some(open) = self.open.as_ref() else {
+            return;
+        };
+        let Some(list) = c.for_prompt(&open.doc.prompt()) else {
+            return;
+        };
+        let side = THUMB as f32 + 8.0;
+        let mut picked = None;
+        for (i, t) in list.thumbs.iter().enumerate() {
+            let min = canvas.left_bottom() + vec2(10.0 + i as f32 * (side + 6.0), -10.0 - side);
+            let r = Rect::from_min_size(min, vec2(side, side));
+            let response = ui.interact(r, egui::Id::unique(("aicut-candidate", i)), Sense::click());
+            response.widget_info(|| {
+                egui::WidgetInfo::labeled(egui::Role::Button, true, format!("Answer {}", i + 1))
+            });
+            if response.clicked() {
+                picked = Some(i);
+            }
+            let painter = ui.painter_at(canvas);
+            painter.rect_filled(r, 4.0, Color32::from_gray(60));
+            let fit = Rect::from_center_size(
+                r.center(),
+                t.size_vec2() * (THUMB as f32 / t.size_vec2().max_elem()),
+            );
+            let uv = Rect::from_min_max(egui::Pos2::ZERO, egui::pos2(1.0, 1.0));
+            painter.image(t.id(), fit, uv, Color32::WHITE);
+            let (width, colour) = if i == list.index {
+                (3.0, Color32::from_rgb(0, 160, 255))
+            } else {
+                (1.0, Color32::from_gray(150))
+            };
+            let stroke = egui::Stroke::new(width, colour);
+            painter.rect_stroke(r, 4.0, stroke, egui::StrokeKind::Inside);
+        }
+        if let Some(i) = picked {
+            self.show_candidate(i);
+        }
+    }
+}
+
+/// Small cut-outs of each candidate, the longest side [`THUMB`] pixels.
+fn thumbnails(image: &LoadedImage, masks: &[Arc<AlphaMask>]) -> Vec<ColorImage> {
+    let (w, h) = (image.width().max(1), image.height().max(1));
+    let s = THUMB as f32 / w.max(h) as f32;
+    let size = [
+        ((w as f32 * s) as u32).max(1),
+        ((h as f32 * s) as u32).max(1),
+    ];
+    let small = imageops::resize(
+        image.pixels(),
+        size[0],
+        size[1],
+        imageops::FilterType::Triangle,
+    );
+    let size = [size[0] as usize, size[1] as usize];
+    masks
+        .iter()
+        .map(|m| cutout_image(&small, m, size))
+        .collect()
 }

@@ -110,7 +110,7 @@ impl App {
             open.gesture.drag,
             hovered_dot,
         );
-        self.draw_tools(&ctx, &painter, hover);
+        self.draw_tools(&ctx, ui, &painter, hover);
         if self.engine.busy {
             // The old overlay stays meanwhile.
             segmenting_note(ui, rect);

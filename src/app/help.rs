@@ -18,7 +18,7 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ),
     (
         "Tab / Shift+Tab",
-        "the engine's next / previous answer for the dots (candidates)",
+        "the engine's next / previous answer for the dots (or click its thumbnail)",
     ),
     (
         "Hold Z",

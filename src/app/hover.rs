@@ -9,7 +9,6 @@
 //! dots change. Its picture is built off the UI thread.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use egui::{Color32, ColorImage, Pos2, TextureHandle};
@@ -20,6 +19,7 @@ use crate::worker::Command;
 
 use super::App;
 use super::engine_link::SessionState;
+use super::inbox::Inbox;
 use super::input::dot_at;
 use super::outline::outline_image;
 
@@ -96,9 +96,7 @@ pub(crate) struct HoverPreview {
     /// The newest preview asked of the worker.
     asked: Option<(Prompt, [u32; 2])>,
     shown: Option<Shown>,
-    tx: Sender<Built>,
-    rx: Receiver<Built>,
-    wake: Arc<dyn Fn() + Send + Sync>,
+    built: Inbox<Built>,
 }
 
 /// How far (points) the pointer may move from a preview's spot before it goes.
@@ -106,14 +104,11 @@ const KEEP_WITHIN: f32 = 10.0;
 
 impl HoverPreview {
     pub fn new(wake: Arc<dyn Fn() + Send + Sync>) -> Self {
-        let (tx, rx) = channel();
         HoverPreview {
             rest: None,
             asked: None,
             shown: None,
-            tx,
-            rx,
-            wake,
+            built: Inbox::new(wake),
         }
     }
 
@@ -200,28 +195,18 @@ impl App {
         let Some(open) = self.open.as_ref() else {
             return;
         };
-        let (at, size, tx, wake) = (
-            *at,
-            open.pictures.display_size(),
-            h.tx.clone(),
-            h.wake.clone(),
-        );
-        let built = std::thread::Builder::new()
-            .name("aicut-preview".into())
-            .spawn(move || {
-                let image = outline_image(&mask, size, LINE, VEIL);
-                let _ = tx.send(Built { prompt, at, image });
-                wake();
-            });
-        if let Err(e) = built {
-            tracing::warn!(error = %e, "could not start the preview thread");
-        }
+        let (at, size) = (*at, open.pictures.display_size());
+        h.built.spawn("preview", move || Built {
+            image: outline_image(&mask, size, LINE, VEIL),
+            prompt,
+            at,
+        });
     }
 
     /// Shows the newest built picture that is still the one asked for.
     fn take_built_previews(&mut self, ctx: &egui::Context) {
         let h = &mut self.tools.hover;
-        while let Ok(b) = h.rx.try_recv() {
+        while let Some(b) = h.built.try_recv() {
             if h.asked.as_ref().is_none_or(|(p, _)| *p != b.prompt) {
                 continue;
             }

@@ -22,6 +22,7 @@ mod files;
 mod frame_stats;
 mod help;
 mod hover;
+mod inbox;
 mod input;
 mod loupe;
 mod messages;

@@ -4,7 +4,6 @@
 //! Built off the UI thread, at the display copy's size.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, channel};
 
 use egui::{Color32, ColorImage, Painter, Pos2, Rect, TextureHandle, pos2};
 use image::imageops;
@@ -12,6 +11,7 @@ use image::imageops;
 use crate::engine::AlphaMask;
 
 use super::document::Document;
+use super::inbox::Inbox;
 
 /// The Outline view's line.
 const EDGE_LINE: Color32 = Color32::from_rgb(255, 214, 0);
@@ -74,20 +74,15 @@ struct Built {
 pub(crate) struct OutlineView {
     shown: Option<(u64, u64, TextureHandle)>,
     building: Option<(u64, u64)>,
-    tx: Sender<Built>,
-    rx: Receiver<Built>,
-    wake: Arc<dyn Fn() + Send + Sync>,
+    built: Inbox<Built>,
 }
 
 impl OutlineView {
     pub fn new(wake: Arc<dyn Fn() + Send + Sync>) -> Self {
-        let (tx, rx) = channel();
         OutlineView {
             shown: None,
             building: None,
-            tx,
-            rx,
-            wake,
+            built: Inbox::new(wake),
         }
     }
 
@@ -99,7 +94,7 @@ impl OutlineView {
         size: [usize; 2],
     ) -> Option<&TextureHandle> {
         let key = (doc.generation(), doc.mask_serial());
-        while let Ok(b) = self.rx.try_recv() {
+        while let Some(b) = self.built.try_recv() {
             if self.building == Some((b.image_gen, b.serial)) {
                 self.building = None;
             }
@@ -112,20 +107,13 @@ impl OutlineView {
         let current = self.shown.as_ref().is_some_and(|(g, s, _)| (*g, *s) == key);
         if !current && self.building.is_none() {
             self.building = Some(key);
-            let (tx, wake, mask) = (self.tx.clone(), self.wake.clone(), mask.clone());
-            let started = std::thread::Builder::new()
-                .name("aicut-outline".into())
-                .spawn(move || {
-                    let image = outline_image(&mask, size, EDGE_LINE, Color32::TRANSPARENT);
-                    let (image_gen, serial) = key;
-                    let _ = tx.send(Built {
-                        image_gen,
-                        serial,
-                        image,
-                    });
-                    wake();
-                });
-            if started.is_err() {
+            let mask = mask.clone();
+            let started = self.built.spawn("outline", move || Built {
+                image_gen: key.0,
+                serial: key.1,
+                image: outline_image(&mask, size, EDGE_LINE, Color32::TRANSPARENT),
+            });
+            if !started {
                 self.building = None;
             }
         }

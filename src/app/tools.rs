@@ -56,7 +56,7 @@ impl Tools {
             hover: HoverPreview::new(wake.clone()),
             stroke: None,
             loupe: Loupe::default(),
-            candidates: Candidates::default(),
+            candidates: Candidates::new(wake.clone()),
             outline: OutlineView::new(wake.clone()),
             batches: Batches::new(wake),
             comparing: false,
@@ -164,10 +164,11 @@ impl App {
     }
 
     /// Everything the tools draw over the canvas: the stroke being drawn, the answer
-    /// badge, the loupe.
+    /// badge and thumbnails, the loupe.
     pub(super) fn draw_tools(
         &mut self,
         ctx: &egui::Context,
+        ui: &mut egui::Ui,
         painter: &Painter,
         hover: Option<Pos2>,
     ) {
@@ -179,6 +180,7 @@ impl App {
             stroke::draw(painter, &open.view, s, colour);
         }
         self.draw_candidate_badge(painter, self.canvas.rect);
+        self.candidate_strip(ctx, ui, self.canvas.rect);
         self.draw_loupe(ctx, painter, hover);
     }
 

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use aicut::engine::{AlphaMask, Engine, EngineError, Prompt, SessionId};
 use aicut::imageio::LoadedImage;
 use egui::{Key, Modifiers, PointerButton};
+use egui_kittest::kittest::Queryable;
 
 use crate::support::*;
 
@@ -105,6 +106,20 @@ fn tab_switches_the_overlay_among_the_engines_answers_without_a_click() {
     h.key_press_modifiers(Modifiers::SHIFT, Key::Tab);
     h.step();
     assert_eq!(h.state().candidate(), Some((2, 3)), "Shift+Tab goes back");
+
+    // Their thumbnails, built off the UI thread: a click on one shows it, adding no dot.
+    wait_until(&mut h, "the thumbnails", |a| a.candidate_thumbnails() == 3);
+    assert_eq!(texture_sizes(&h, "candidate"), vec![[80, 60]; 3]);
+    h.step();
+    h.get_by_label("Answer 1").click();
+    h.step();
+    assert_eq!(h.state().candidate(), Some((0, 3)));
+    assert_eq!(*h.state().shown_mask().unwrap().1.clone(), *first);
+    assert_eq!(
+        h.state().dots().len(),
+        1,
+        "a thumbnail is not a click on the photo"
+    );
 
     // A new dot: the answers were for the old dots, so they are gone.
     let q = pixel_centre(&h, 100, 95);
