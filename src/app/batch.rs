@@ -323,8 +323,14 @@ impl App {
         };
         let proposed = self.settings.save.proposed_path(&source);
         let name = proposed.file_name().unwrap_or_default();
-        b.saving = Some(i);
-        self.save_to(dir.join(name));
+        let target = dir.join(name);
+        self.save_to(target);
+        // Counted as done when this save reports (it may not have started: a bad name).
+        if self.files.saving
+            && let Some(b) = self.tools.batches.batch.as_mut()
+        {
+            b.saving = Some(i);
+        }
         true
     }
 

@@ -9,7 +9,7 @@
 //! dots change. Its picture is built off the UI thread.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use egui::{Color32, ColorImage, Pos2, TextureHandle};
 use serde::{Deserialize, Serialize};
@@ -91,8 +91,9 @@ struct Built {
 
 /// Where the preview stands.
 pub(crate) struct HoverPreview {
-    /// The pixel under the pointer and since when it is there.
-    rest: Option<([u32; 2], Instant)>,
+    /// The pixel under the pointer and since when it is there, on egui's clock (the
+    /// frame's input time: the window system's in the app, the harness's in tests).
+    rest: Option<([u32; 2], f64)>,
     /// The newest preview asked of the worker.
     asked: Option<(Prompt, [u32; 2])>,
     shown: Option<Shown>,
@@ -165,7 +166,7 @@ impl App {
         if stale {
             h.shown = None;
         }
-        let now = Instant::now();
+        let now = ctx.input(|i| i.time);
         let since = match h.rest {
             Some((at, since)) if at == px => since,
             _ => {
@@ -174,7 +175,7 @@ impl App {
             }
         };
         let delay = self.settings.hover.delay();
-        let waited = now.duration_since(since);
+        let waited = Duration::from_secs_f64((now - since).max(0.0));
         if waited < delay {
             ctx.request_repaint_after(delay - waited);
             return;
