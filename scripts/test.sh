@@ -4,12 +4,14 @@
 # need when it runs as root (CI) and says what is missing otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The validators of the desktop entry and the AppStream data in dist/ (checked below).
+dist_packages=(desktop-file-utils appstream)
 
 # Debian packages the tests use: python3-venv for the API example test, redis-server for
 # the replica tests of `aicut serve --redis`.
 packages=(python3-venv redis-server)
 missing=()
-for p in "${packages[@]}"; do
+for p in "${packages[@]}" "${dist_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -31,9 +33,26 @@ else
   echo "note: could not set up .venv with requests; the Python example test will report itself skipped (in CI it fails)" >&2
 fi
 
+echo "== dist/: desktop entry and AppStream data"
+if command -v desktop-file-validate >/dev/null && command -v appstreamcli >/dev/null; then
+  desktop-file-validate dist/aicut.desktop
+  grep -q '^MimeType=.*image/jpeg;.*image/png;' dist/aicut.desktop
+  appstreamcli validate --no-net dist/io.github.aicut.metainfo.xml
+elif [ "${CI:-}" = true ]; then
+  echo "error: desktop-file-validate or appstreamcli is missing" >&2
+  exit 1
+else
+  echo "note: install desktop-file-utils and appstream to validate dist/" >&2
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --locked --all-targets
+
+# The .deb needs a release build and cargo-deb: minutes on a 2-core machine, so on demand.
+if [ "${AICUT_CI_DEB:-}" = 1 ]; then
+  bash scripts/deb.sh
+fi

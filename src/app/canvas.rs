@@ -15,8 +15,9 @@ use super::dots::{DotKind, PlacedDot};
 use super::input::{self, DotDrag, PointerInput, PointerTarget, dot_at, dot_centre};
 use super::pictures::{Backdrop, Pictures, checker_texture};
 use super::settings::ViewMode;
+use super::stroke::StrokeInput;
 use super::view::View;
-use super::{App, OpenImage};
+use super::{App, OpenImage, hover, outline, tools};
 
 /// Dot radius in points (constant on screen, whatever the zoom).
 const DOT_RADIUS: f32 = 6.0;
@@ -62,6 +63,8 @@ impl App {
         };
         let edits = input::dot_editing(&pointer, &open.pointer_target(), &open.gesture);
         self.apply_all(edits);
+        let stroke_input = StrokeInput::read(&response, &ctx);
+        self.tools_pointer(&ctx, &pointer, stroke_input);
 
         let Some(open) = self.open.as_mut() else {
             return;
@@ -76,12 +79,30 @@ impl App {
         } else if self.canvas.cursor_px.is_some() {
             ctx.set_cursor_icon(egui::CursorIcon::Crosshair);
         }
-        let backdrop = open.pictures.backdrop(self.settings.view_mode.layer());
+        // Holding O shows the original, whatever the view.
+        let original = tools::showing_original(&ctx);
+        self.tools.comparing = original;
+        let mode = if original {
+            ViewMode::Original
+        } else {
+            self.settings.view_mode
+        };
+        let backdrop = open.pictures.backdrop(mode.layer());
         open.pictures.upload(&ctx, backdrop);
 
         let painter = ui.painter_at(rect);
         let checker = self.canvas.checker.as_ref();
         draw_image(&painter, rect, open, backdrop, checker);
+        let img_rect = open.view.image_rect(open.doc.size());
+        if mode == ViewMode::Outline {
+            let size = open.pictures.display_size();
+            if let Some(t) = self.tools.outline.picture(&ctx, &open.doc, size) {
+                outline::draw_over_image(&painter, t, img_rect);
+            }
+        }
+        if !original {
+            hover::draw(&painter, &self.tools.hover, img_rect);
+        }
         draw_dots(
             &painter,
             &open.view,
@@ -89,6 +110,7 @@ impl App {
             open.gesture.drag,
             hovered_dot,
         );
+        self.draw_tools(&ctx, ui, &painter, hover);
         if self.engine.busy {
             // The old overlay stays meanwhile.
             segmenting_note(ui, rect);

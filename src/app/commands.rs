@@ -11,6 +11,7 @@ use super::document::DotEdit;
 use super::input::DotDrag;
 use super::messages::BannerAction;
 use super::settings::{SaveOptions, ViewMode};
+use super::tools::ToolAction;
 use super::view::View;
 use crate::worker::Command;
 
@@ -52,6 +53,8 @@ pub(crate) enum Action {
     /// A banner's button; `BannerAction::None` is "Dismiss".
     Banner(BannerAction),
     CloseToast(usize),
+    /// Hover preview, strokes, candidates, batches (see [`super::tools`]).
+    Tool(ToolAction),
 }
 
 /// How the open image is shown, and dots picked up to move: not changes to the dots
@@ -133,6 +136,7 @@ impl App {
             }
             Action::CloseToast(_) => {}
             Action::Canvas(action) => self.canvas_action(action),
+            Action::Tool(action) => self.tool_action(action),
         }
     }
 

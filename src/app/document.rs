@@ -111,6 +111,35 @@ impl Document {
         changed
     }
 
+    /// Adds a stroke's dots as one undoable step; returns whether the dots changed.
+    pub fn add_stroke(&mut self, dots: &[PlacedDot]) -> bool {
+        self.dots.add_all(dots)
+    }
+
+    /// The dots with their history, to keep while another image of a batch is shown.
+    pub fn history(&self) -> &DotHistory {
+        &self.dots
+    }
+
+    /// Puts back the dots (and their history) this image had; the engine needs the prompt.
+    pub fn restore(&mut self, history: DotHistory) {
+        self.dots = history;
+    }
+
+    /// Shows another of the engine's answers to the prompt already shown (a candidate):
+    /// same request, a new picture. Refused when nothing is shown or the size differs.
+    pub fn replace_shown(&mut self, mask: Arc<AlphaMask>) -> bool {
+        let fits = mask.dimensions() == (self.image.width(), self.image.height());
+        match self.shown.as_mut() {
+            Some(s) if fits => {
+                s.mask = mask;
+                self.mask_serial += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn has_green_dot(&self) -> bool {
         !self.dots.prompt().green.is_empty()
     }

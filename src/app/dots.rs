@@ -54,6 +54,16 @@ impl DotHistory {
         self.dots.push(dot);
     }
 
+    /// Adds several dots as one undoable step (a stroke); nothing to add changes nothing.
+    pub fn add_all(&mut self, dots: &[PlacedDot]) -> bool {
+        if dots.is_empty() {
+            return false;
+        }
+        self.checkpoint();
+        self.dots.extend_from_slice(dots);
+        true
+    }
+
     pub fn remove(&mut self, index: usize) -> bool {
         if index >= self.dots.len() {
             return false;
@@ -168,5 +178,18 @@ mod tests {
         assert!(!h.move_dot(0, [1, 1]));
         assert!(h.undo());
         assert!(!h.undo());
+    }
+
+    #[test]
+    fn a_stroke_is_one_step() {
+        let mut h = DotHistory::default();
+        h.add(g(1, 1));
+        assert!(!h.add_all(&[]));
+        assert!(h.add_all(&[g(2, 2), g(3, 3), g(4, 4)]));
+        assert_eq!(h.dots().len(), 4);
+        assert!(h.undo());
+        assert_eq!(h.dots(), &[g(1, 1)]);
+        assert!(h.redo());
+        assert_eq!(h.dots().len(), 4);
     }
 }

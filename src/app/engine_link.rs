@@ -114,7 +114,9 @@ fn event_image(ev: &Event) -> u64 {
         | Event::Busy { image, .. }
         | Event::Retrying { image, .. }
         | Event::SessionExpired { image }
-        | Event::Failed { image, .. } => *image,
+        | Event::Failed { image, .. }
+        | Event::Preview { image, .. }
+        | Event::Candidates { image, .. } => *image,
     }
 }
 
@@ -146,6 +148,8 @@ impl App {
                 round_trip,
                 ..
             } => self.mask_arrived(request_number, mask, prompt, round_trip),
+            Event::Preview { prompt, mask, .. } => self.preview_arrived(prompt, mask),
+            Event::Candidates { prompt, result, .. } => self.candidates_arrived(prompt, result),
         }
     }
 

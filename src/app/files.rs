@@ -87,6 +87,9 @@ impl App {
             );
             return;
         }
+        if self.batch_save() {
+            return;
+        }
         let proposed = self.proposed_output();
         self.files.tasks.pick_save_path(proposed);
     }
@@ -239,6 +242,7 @@ impl App {
         self.engine.last_round_trip = None;
         self.engine.open(decoded.image);
         self.engine.session = SessionState::Initializing(Instant::now());
+        self.tools_opened(path);
     }
 
     fn layer_built(&mut self, l: LayerImage) {
@@ -258,6 +262,7 @@ impl App {
 
     fn saved(&mut self, path: PathBuf, result: Result<(), String>) {
         self.files.saving = false;
+        self.batch_saved(result.is_ok());
         match result {
             Ok(()) => {
                 self.toast(format!("Saved the cut-out to {}", path.display()), false);

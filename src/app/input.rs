@@ -46,10 +46,14 @@ pub fn dot_centre(view: &View, x: u32, y: u32) -> Pos2 {
     view.image_to_screen(pos2(x as f32 + 0.5, y as f32 + 0.5))
 }
 
-/// The first file dropped onto the window, to open.
+/// The file dropped onto the window, to open (several at once make a batch, see
+/// [`super::tools::keys`]).
 pub(crate) fn dropped_file(ctx: &egui::Context) -> Option<Action> {
-    ctx.input(|i| i.raw.dropped_files.first().map(|f| f.path().to_path_buf()))
-        .map(Action::OpenPath)
+    ctx.input(|i| match &i.raw.dropped_files[..] {
+        [one] => Some(one.path().to_path_buf()),
+        _ => None,
+    })
+    .map(Action::OpenPath)
 }
 
 /// The open image as the keyboard sees it: how it is shown and its dots.
@@ -78,7 +82,7 @@ fn text_field_clipboard(ctx: &egui::Context) -> Vec<Action> {
     })
 }
 
-/// Keyboard shortcuts (listed in the help, see `panels::SHORTCUTS`); none fire while a
+/// Keyboard shortcuts (listed in the help, see `help::SHORTCUTS`); none fire while a
 /// text field has the keyboard. Consumes the keys it acts on.
 pub(crate) fn shortcuts(ctx: &egui::Context, target: Option<KeyTarget>) -> Vec<Action> {
     use Modifiers as M;
@@ -102,8 +106,8 @@ pub(crate) fn shortcuts(ctx: &egui::Context, target: Option<KeyTarget>) -> Vec<A
     let help = pressed(M::NONE, Key::F1) || pressed(M::NONE, Key::Questionmark);
     on(help, Action::ToggleHelp);
     on(pressed(M::NONE, Key::Escape), Action::HideHelp);
-    let next_view = pressed(M::NONE, Key::V) || pressed(M::NONE, Key::Tab);
-    on(next_view, Action::NextViewMode);
+    // Tab switches the engine's answers (see `super::tools::keys`).
+    on(pressed(M::NONE, Key::V), Action::NextViewMode);
     let Some(t) = target else { return out };
     let hover = ctx.input(|i| i.pointer.hover_pos());
     let anchor = hover
@@ -250,7 +254,8 @@ pub(crate) fn dot_editing(
 ) -> Vec<Action> {
     let mut out = Vec::new();
     let mut drag = gesture.drag;
-    if input.drag_started_primary && !input.space {
+    // Shift + drag lays a stroke (see `super::stroke`), even from a dot.
+    if input.drag_started_primary && !input.space && !input.modifiers.shift {
         let grabbed = input.press_origin.and_then(|p| dot_at(t.view, t.dots, p));
         if let Some(index) = grabbed {
             let d = t.dots[index];

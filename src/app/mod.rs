@@ -9,6 +9,8 @@
 //! that `App::apply` carries out in one place; then `canvas` and `panels` draw from the
 //! state. The UI thread only draws and reacts: file, network and model work run off it.
 
+mod batch;
+mod candidates;
 mod canvas;
 pub mod clipboard;
 mod commands;
@@ -18,12 +20,19 @@ mod downloads;
 mod engine_link;
 mod files;
 mod frame_stats;
+mod help;
+mod hover;
+mod inbox;
 mod input;
+mod loupe;
 mod messages;
+mod outline;
 mod panels;
 mod pictures;
 mod settings;
+mod stroke;
 pub mod tasks;
+mod tools;
 pub mod view;
 
 use std::path::{Path, PathBuf};
@@ -49,9 +58,13 @@ use panels::Windows;
 use pictures::Pictures;
 use settings::{ApiKey, SettingsDraft};
 use tasks::{FileDialogs, LayerKind, NativeDialogs, Tasks};
+use tools::Tools;
 use view::View;
 
 pub use engine_link::SessionState;
+pub use help::SHORTCUTS;
+pub use hover::HoverSettings;
+pub use loupe::RADIUS as LOUPE_RADIUS;
 pub use panels::PathEntry;
 pub use settings::{SaveOptions, Settings, ViewMode};
 
@@ -103,10 +116,21 @@ pub fn run(image: Option<PathBuf>) -> Result<(), String> {
         clipboard_shortcuts: false,
         ..Default::default()
     };
+    // A folder opens as a batch (checked here, before the window's first frame).
+    let (image, folder) = match image {
+        Some(p) if p.is_dir() => (None, Some(p)),
+        other => (other, None),
+    };
     eframe::run_native(
         "aicut",
         options,
-        Box::new(move |cc| Ok(Box::new(App::new(cc, Options::desktop(image))))),
+        Box::new(move |cc| {
+            let mut app = App::new(cc, Options::desktop(image));
+            if let Some(dir) = folder {
+                app.open_batch(vec![dir]);
+            }
+            Ok(Box::new(app))
+        }),
     )
     .map_err(|e| format!("the editor window could not open: {e}"))
 }
@@ -178,6 +202,8 @@ pub struct App {
     windows: Windows,
     canvas: CanvasState,
     frame_stats: Option<FrameStats>,
+    /// Hover preview, strokes, loupe, candidates, batches.
+    tools: Tools,
     ctx: egui::Context,
 }
 
@@ -198,6 +224,7 @@ impl App {
             api_key,
             engine,
             downloads: ModelDownloads::new(options.models, wake.clone()),
+            tools: Tools::new(wake.clone()),
             files: FileWork::new(
                 Tasks::new(options.dialogs, options.clipboard, wake),
                 options.image,
@@ -340,6 +367,7 @@ impl App {
         while let Some(ev) = self.downloads.try_event() {
             self.download_event(ev);
         }
+        self.poll_batch();
     }
 
     /// Starts building the overlay picture the current view needs, if any.
@@ -355,7 +383,8 @@ impl App {
 
     /// Dropped files and keyboard shortcuts.
     fn keyboard_and_drops(&self, ctx: &egui::Context) -> Vec<Action> {
-        let mut out: Vec<Action> = input::dropped_file(ctx).into_iter().collect();
+        let mut out = tools::keys(ctx);
+        out.extend(input::dropped_file(ctx));
         let target = self.open.as_ref().map(|o| KeyTarget {
             view: &o.view,
             dots: o.doc.dots(),

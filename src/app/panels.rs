@@ -16,29 +16,6 @@ use super::settings::{SettingsDraft, ViewMode};
 use crate::engine::EngineKind;
 use crate::models::{InstallState, human_bytes};
 
-/// Every shortcut, for the help overlay.
-pub const SHORTCUTS: &[(&str, &str)] = &[
-    ("Left click", "add a green dot (keep)"),
-    ("Right click", "add a red dot (drop)"),
-    ("Drag a dot", "move it"),
-    ("Alt/Ctrl + click a dot", "delete it"),
-    ("Hover a dot + Delete", "delete it"),
-    ("Ctrl+Shift+Delete", "clear all dots"),
-    ("Ctrl+Z", "undo"),
-    ("Ctrl+Shift+Z or Ctrl+Y", "redo"),
-    ("V or Tab", "switch view: selection / cut-out / original"),
-    ("Wheel or pinch", "zoom about the cursor"),
-    ("+ / -", "zoom in / out"),
-    ("F", "fit the image in the window"),
-    ("1", "100 % (one image pixel per screen pixel)"),
-    ("Middle drag, Space + drag", "pan"),
-    ("Ctrl+O", "open an image (or drop one onto the window)"),
-    ("Ctrl+S", "save the cut-out (PNG or WebP, see Save options)"),
-    ("Ctrl+C", "copy the cut-out, with transparency"),
-    ("Ctrl+V", "open the image on the clipboard"),
-    ("F1 or ?", "show or hide this help"),
-];
-
 /// The in-app path box, used where no native dialog can open.
 #[derive(Debug, Clone)]
 pub struct PathEntry {
@@ -118,7 +95,9 @@ impl App {
             for mode in ViewMode::ALL {
                 let shown = self.settings.view_mode == mode;
                 let r = ui.selectable_label(shown, mode.label());
-                if r.on_hover_text("V or Tab switches").clicked() {
+                if r.on_hover_text("V switches; hold O for the original")
+                    .clicked()
+                {
                     out.push(Action::SetViewMode(mode));
                 }
             }
@@ -143,6 +122,15 @@ impl App {
 
     fn file_buttons(&self, ui: &mut Ui, out: &mut Vec<Action>) {
         button(ui, true, "Open...", Some("Ctrl+O"), Action::OpenDialog, out);
+        let folder = Action::Tool(super::tools::ToolAction::OpenFolder);
+        button(
+            ui,
+            true,
+            "Open folder...",
+            Some("Ctrl+Shift+O"),
+            folder,
+            out,
+        );
         let recent = &self.settings.recent;
         ui.add_enabled_ui(!recent.is_empty(), |ui| {
             ui.menu_button("Recent", |ui| {
@@ -222,13 +210,17 @@ impl App {
                 ui.spinner();
                 ui.label("saving");
             }
+            if let Some(batch) = self.batch_status() {
+                ui.separator();
+                ui.label(batch);
+            }
         });
     }
 
     /// The help, settings and path windows, whichever are open.
     pub(super) fn windows(&mut self, ctx: &egui::Context) -> Vec<Action> {
         let mut out = Vec::new();
-        if self.windows.show_help && !help_window(ctx) {
+        if self.windows.show_help && !super::help::help_window(ctx) {
             out.push(Action::HideHelp);
         }
         if self.windows.show_settings {
@@ -309,26 +301,6 @@ enum WindowOutcome {
     Done,
 }
 
-/// The shortcut list; returns whether it stays open.
-fn help_window(ctx: &egui::Context) -> bool {
-    let mut open = true;
-    egui::Window::new("Keyboard and mouse")
-        .open(&mut open)
-        .collapsible(false)
-        .resizable(false)
-        .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
-        .show(ctx, |ui| {
-            egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
-                for (keys, what) in SHORTCUTS {
-                    ui.label(RichText::new(*keys).strong());
-                    ui.label(*what);
-                    ui.end_row();
-                }
-            });
-        });
-    open
-}
-
 /// The settings window, editing `draft`; the model list's buttons go to `out`.
 fn settings_window(
     ctx: &egui::Context,
@@ -351,6 +323,8 @@ fn settings_window(
             model_list(ui, draft, models, out);
             ui.add_space(6.0);
             api_fields(ui, draft);
+            ui.add_space(6.0);
+            super::hover::settings_ui(ui, &mut draft.hover, draft.engine);
             ui.add_space(6.0);
             apply = ui.button("Apply").clicked();
         });

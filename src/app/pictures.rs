@@ -105,6 +105,11 @@ impl Pictures {
         }
     }
 
+    /// The display copy's size, which overlay pictures share.
+    pub fn display_size(&self) -> [usize; 2] {
+        self.display_size
+    }
+
     pub fn layer(&self, kind: LayerKind) -> Option<&Layer> {
         match kind {
             LayerKind::Tint => self.tint.as_ref(),

@@ -15,6 +15,7 @@ use crate::engine::{Engine, EngineKind};
 use crate::imageio::{ExportFormat, ExportOptions};
 use crate::worker::WorkerPolicy;
 
+use super::hover::HoverSettings;
 use super::tasks::{LayerKind, read_key, write_key};
 
 /// What the canvas shows over (or instead of) the photo; V or Tab cycles.
@@ -27,15 +28,23 @@ pub enum ViewMode {
     Cutout,
     /// The photo alone.
     Original,
+    /// The photo with the cut's edge alone, to judge it (see `super::outline`).
+    Outline,
 }
 
 impl ViewMode {
-    pub const ALL: [ViewMode; 3] = [ViewMode::Mask, ViewMode::Cutout, ViewMode::Original];
+    pub const ALL: [ViewMode; 4] = [
+        ViewMode::Mask,
+        ViewMode::Cutout,
+        ViewMode::Outline,
+        ViewMode::Original,
+    ];
 
     pub fn next(self) -> Self {
         match self {
             ViewMode::Mask => ViewMode::Cutout,
-            ViewMode::Cutout => ViewMode::Original,
+            ViewMode::Cutout => ViewMode::Outline,
+            ViewMode::Outline => ViewMode::Original,
             ViewMode::Original => ViewMode::Mask,
         }
     }
@@ -45,6 +54,7 @@ impl ViewMode {
             ViewMode::Mask => "Selection",
             ViewMode::Cutout => "Cut-out",
             ViewMode::Original => "Original",
+            ViewMode::Outline => "Outline",
         }
     }
 
@@ -53,7 +63,7 @@ impl ViewMode {
         match self {
             ViewMode::Mask => Some(LayerKind::Tint),
             ViewMode::Cutout => Some(LayerKind::Cutout),
-            ViewMode::Original => None,
+            ViewMode::Original | ViewMode::Outline => None,
         }
     }
 }
@@ -71,6 +81,8 @@ pub struct Settings {
     pub recent: Vec<PathBuf>,
     /// How Save writes the cut-out, remembered between runs.
     pub save: SaveOptions,
+    /// The hover preview: on or off, and after how long a rest.
+    pub hover: HoverSettings,
 }
 
 /// The editor's save options: the same choices as `aicut cut`'s flags.
@@ -125,6 +137,7 @@ impl Default for Settings {
             view_mode: ViewMode::Mask,
             recent: Vec::new(),
             save: SaveOptions::default(),
+            hover: HoverSettings::default(),
         }
     }
 }
@@ -145,6 +158,7 @@ impl Settings {
         self.engine = draft.engine;
         self.api_base_url = draft.api_base_url.trim().to_string();
         self.sam_model = draft.sam_model.trim().to_string();
+        self.hover = draft.hover;
     }
 }
 
@@ -155,6 +169,7 @@ pub struct SettingsDraft {
     pub api_base_url: String,
     pub sam_model: String,
     pub api_key: String,
+    pub hover: HoverSettings,
 }
 
 impl SettingsDraft {
@@ -164,6 +179,7 @@ impl SettingsDraft {
             api_base_url: settings.api_base_url.clone(),
             sam_model: settings.sam_model.clone(),
             api_key: api_key.to_string(),
+            hover: settings.hover,
         }
     }
 }

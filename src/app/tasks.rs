@@ -24,6 +24,10 @@ pub trait FileDialogs: Send + Sync {
     fn pick_image(&self, start_dir: Option<&Path>) -> Result<Option<PathBuf>, String>;
     /// Where to save (PNG or WebP); `proposed` is the suggested file.
     fn save_path(&self, proposed: &Path) -> Result<Option<PathBuf>, String>;
+    /// A folder (a batch to open, or where a batch's cut-outs go).
+    fn pick_folder(&self, _title: &str, _start: Option<&Path>) -> Result<Option<PathBuf>, String> {
+        Err("no folder dialog is available here".into())
+    }
 }
 
 /// The system's dialogs through rfd (the XDG desktop portal on Linux, zenity as its
@@ -92,6 +96,16 @@ impl FileDialogs for NativeDialogs {
         }
         let start = Instant::now();
         judged(start, d.save_file())
+    }
+
+    fn pick_folder(&self, title: &str, start: Option<&Path>) -> Result<Option<PathBuf>, String> {
+        native_dialog_possible()?;
+        let mut d = rfd::FileDialog::new().set_title(title);
+        if let Some(dir) = start {
+            d = d.set_directory(dir);
+        }
+        let start = Instant::now();
+        judged(start, d.pick_folder())
     }
 }
 
@@ -169,6 +183,11 @@ impl Tasks {
             dialogs,
             dialog_open: false,
         }
+    }
+
+    /// The dialogs, for work that asks its own questions off the UI thread (batches).
+    pub fn dialogs(&self) -> Arc<dyn FileDialogs> {
+        self.dialogs.clone()
     }
 
     pub fn try_result(&self) -> Option<TaskResult> {

@@ -1,4 +1,7 @@
 //! The worker's state machine: what it does on each command and each finished call.
+//! Side requests (previews, candidates) are in [`side`].
+
+mod side;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +30,8 @@ enum Done {
         result: Result<AlphaMask, EngineError>,
         elapsed: Duration,
     },
+    /// A side request finished (see [`side`]).
+    Side(side::SideDone),
 }
 
 /// The state of the image being worked on.
@@ -49,6 +54,8 @@ struct Current {
     init_when_resumed: bool,
     blocked: bool,
     was_busy: bool,
+    /// Previews and candidates: asked for, in flight.
+    side: side::SideRequests,
 }
 
 impl Current {
@@ -69,6 +76,7 @@ impl Current {
             init_when_resumed: false,
             blocked: false,
             was_busy: false,
+            side: side::SideRequests::default(),
         }
     }
 
@@ -141,6 +149,9 @@ impl Worker {
             Command::Retry => self.retry(),
             Command::SetEngine(engine) => self.set_engine(engine),
             Command::Close => self.close(),
+            Command::Preview(prompt) => self.preview(prompt),
+            Command::Candidates(prompt) => self.candidates(prompt),
+            Command::Choose { prompt, index } => self.choose(prompt, index),
         }
     }
 
@@ -212,13 +223,16 @@ impl Worker {
 
     /// Cancels everything for the current image and frees its session.
     fn close(&mut self) {
-        let Some(c) = self.current.take() else { return };
+        let Some(mut c) = self.current.take() else {
+            return;
+        };
         if let Some(t) = c.init_task {
             t.abort();
         }
         for (_, t) in c.in_flight {
             t.abort();
         }
+        c.side.abort();
         if let Some(session) = c.session {
             let engine = self.engine.clone();
             tokio::spawn(async move { engine.close(&session).await });
@@ -256,8 +270,14 @@ impl Worker {
         self.emit(Event::Initializing { image: id });
     }
 
-    /// Sends the newest prompt if there is room in flight and nothing holds us back.
+    /// Sends the newest prompt if there is room in flight and nothing holds us back;
+    /// side requests go when the real ones leave them room.
     fn pump(&mut self) {
+        self.pump_prompt();
+        self.pump_side();
+    }
+
+    fn pump_prompt(&mut self) {
         let Some(c) = self.current.as_mut() else {
             return;
         };
@@ -266,6 +286,7 @@ impl Worker {
         };
         if c.blocked
             || c.paused_until.is_some()
+            || c.side.choosing.is_some()
             || !c.pending
             || c.in_flight.len() >= self.policy.max_in_flight
         {
@@ -353,6 +374,7 @@ impl Worker {
                 result,
                 elapsed,
             } => self.segment_done(image, number, prompt, result, elapsed),
+            Done::Side(done) => self.side_done(done),
         }
     }
 

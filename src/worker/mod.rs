@@ -36,6 +36,15 @@ pub enum Command {
     SetEngine(Arc<dyn Engine>),
     /// Close the current image and cancel its calls.
     Close,
+    /// What the result of this prompt would be, without making it the answer (the
+    /// editor's hover preview); `None` drops a waiting one. Latest wins: one preview is in
+    /// flight at a time, only while no real prompt waits or runs, and a newer preview
+    /// replaces one not yet sent.
+    Preview(Option<Prompt>),
+    /// Every answer the engine sees for this prompt (see [`Engine::candidates`]).
+    Candidates(Prompt),
+    /// Candidate `index` becomes the engine's answer to `prompt` (see [`Engine::choose`]).
+    Choose { prompt: Prompt, index: usize },
 }
 
 /// What the worker reports. `image` numbers the opened images, so a front door can drop
@@ -76,6 +85,18 @@ pub enum Event {
     Failed {
         image: u64,
         error: EngineError,
+    },
+    /// The answer to a [`Command::Preview`]: a look, never the shown result.
+    Preview {
+        image: u64,
+        prompt: Prompt,
+        mask: Arc<AlphaMask>,
+    },
+    /// The answers to a [`Command::Candidates`], best first.
+    Candidates {
+        image: u64,
+        prompt: Prompt,
+        result: Result<Vec<Arc<AlphaMask>>, EngineError>,
     },
 }
 

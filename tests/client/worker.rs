@@ -308,3 +308,53 @@ async fn a_burst_of_clicks_coalesces_into_the_calls_in_flight_plus_one_with_the_
     let sent = seen.count(Route::Segment);
     assert_eq!(sent, in_flight + 1, "10 clicks became {sent} calls");
 }
+
+#[tokio::test(start_paused = true)]
+async fn previews_wait_for_real_prompts_go_one_at_a_time_newest_first_and_are_never_results() {
+    let seen = Seen::default();
+    let (gate, config) = holding_segments(&seen, |n| n == Some(1));
+    let backend = Backend::start(config).await;
+    let calls = Calls::new(backend.remote(KEY, TIMEOUT));
+    let w = backend.worker(calls.clone(), policy());
+    let (img, (x, y)) = scene();
+    w.send(Command::Open(img));
+    w.until(|e| matches!(e, Event::Ready { .. })).await;
+    w.send(Command::Prompt(prompt(x, y)));
+    backend.wait_for_calls(&calls, |s| s.in_flight == 1).await;
+    // The pointer sweeps while the click's call runs: five looks asked for.
+    let looks: Vec<Prompt> = (1..=5)
+        .map(|i| {
+            let mut p = prompt(x, y);
+            p.green.push(Dot::new(x + 10.0 * i as f64, y));
+            p
+        })
+        .collect();
+    for p in &looks {
+        w.send(Command::Preview(Some(p.clone())));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(calls.stats().started, 1, "no look while a real prompt runs");
+    gate.open();
+    let events = w.until(|e| matches!(e, Event::Preview { .. })).await;
+    let Some(Event::Preview { prompt: shown, .. }) = events.last() else {
+        unreachable!()
+    };
+    assert_eq!(Some(shown), looks.last(), "only the newest look is sent");
+    assert!(
+        events
+            .iter()
+            .all(|e| !matches!(e, Event::Mask { prompt, .. } if looks.contains(prompt))),
+        "a look never arrives as a result"
+    );
+    assert_eq!(seen.count(Route::Segment), 2, "the click and one look");
+    assert_eq!(calls.stats().peak, 1, "one call at a time");
+    // A look withdrawn before it is sent is never sent; the next click goes as usual,
+    // numbered after the look (the hosted API wants increasing numbers).
+    w.send(Command::Preview(None));
+    w.send(Command::Prompt(looks[0].clone()));
+    let events = w.until(is_mask).await;
+    let Some(Event::Mask { request_number, .. }) = events.last() else {
+        unreachable!()
+    };
+    assert_eq!(*request_number, 3);
+}

@@ -9,10 +9,16 @@ mod common;
 mod model_server;
 mod support;
 
+mod batch;
+mod candidates;
 mod clipboard;
 mod downloads;
 mod engines;
 mod export;
 mod files;
+mod hover;
+mod loupe;
 mod overlays;
 mod pointer;
+mod strokes;
+mod views;

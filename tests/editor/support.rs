@@ -29,6 +29,10 @@ impl FileDialogs for TestDialogs {
     fn save_path(&self, _proposed: &Path) -> Result<Option<PathBuf>, String> {
         Ok(self.save_to.lock().unwrap().clone())
     }
+    /// A batch's output folder: `save_to` too.
+    fn pick_folder(&self, _title: &str, _start: Option<&Path>) -> Result<Option<PathBuf>, String> {
+        Ok(self.save_to.lock().unwrap().clone())
+    }
 }
 
 #[derive(Debug)]
@@ -207,6 +211,17 @@ pub fn click(
         h.event(Event::ModifiersChanged(Modifiers::NONE));
     }
     h.step();
+}
+
+/// A key going down (`pressed`) or up without modifiers, for keys that are held.
+pub fn key_event(h: &mut Harness<'static, App>, key: egui::Key, pressed: bool) {
+    h.event(Event::Key {
+        key,
+        physical_key: None,
+        pressed,
+        repeat: false,
+        modifiers: Modifiers::NONE,
+    });
 }
 
 /// Presses `button` at `from`, moves to `to` in `moves` even steps, releases, steps.

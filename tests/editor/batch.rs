@@ -1,0 +1,124 @@
+//! Batches: several files at once; PageDown/PageUp keep each image's dots; the dots go
+//! to sidecar files on Save project; Save writes each cut-out into one folder.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use aicut::app::dots::DotKind;
+use egui::{Key, Modifiers, PointerButton};
+
+use crate::support::*;
+
+fn showing(a: &aicut::app::App, path: &Path) -> bool {
+    !a.is_loading() && a.image().is_some_and(|i| i.path.as_deref() == Some(path))
+}
+
+#[test]
+fn page_down_and_up_move_through_the_batch_and_each_image_keeps_its_dots() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let paths: Vec<_> = ["a.png", "b.png", "c.png"]
+        .iter()
+        .map(|n| write_scene(dir.path(), n, 240, 180).canonicalize().unwrap())
+        .collect();
+    let mut h = harness(1.0, options(Some(out.path().to_path_buf()), None));
+    for p in &paths {
+        h.input_mut()
+            .dropped_files
+            .push(Arc::new(Dropped(p.clone())));
+    }
+    h.step();
+    wait_until(&mut h, "the batch's first image", |a| showing(a, &paths[0]));
+    let (listed, index, done) = h.state().batch().unwrap();
+    assert_eq!((listed, index, done), (paths.clone(), 0, 0));
+    h.step();
+    let p = pixel_centre(&h, 120, 90);
+    click(&mut h, p, PointerButton::Primary, Modifiers::NONE);
+
+    h.key_press(Key::PageDown);
+    wait_until(&mut h, "the second image", |a| showing(a, &paths[1]));
+    assert!(
+        h.state().dots().is_empty(),
+        "a new image starts without dots"
+    );
+    h.step();
+    for (x, y, b) in [
+        (100, 80, PointerButton::Primary),
+        (20, 20, PointerButton::Secondary),
+    ] {
+        let p = pixel_centre(&h, x, y);
+        click(&mut h, p, b, Modifiers::NONE);
+    }
+    let b_dots = h.state().dots().to_vec();
+    assert_eq!(b_dots.len(), 2);
+
+    h.key_press(Key::PageDown);
+    wait_until(&mut h, "the third image", |a| showing(a, &paths[2]));
+    h.key_press(Key::PageDown);
+    h.step();
+    assert_eq!(h.state().batch().unwrap().1, 2, "no image after the last");
+    h.key_press(Key::PageUp);
+    wait_until(&mut h, "the second image again", |a| showing(a, &paths[1]));
+    assert_eq!(h.state().dots(), &b_dots[..]);
+    h.key_press(Key::PageUp);
+    wait_until(&mut h, "the first image again", |a| showing(a, &paths[0]));
+    assert_eq!(h.state().dots(), &[dot(DotKind::Green, 120, 90)]);
+    // The engine has its dots too: the result comes without a click.
+    wait_until(&mut h, "the first image's result", |a| {
+        a.shown_mask().is_some()
+    });
+
+    // Save project: the dots beside each image that has some.
+    h.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, Key::S);
+    let sidecar = |i: usize| {
+        dir.path()
+            .join(format!("{}.aicut.json", ["a.png", "b.png", "c.png"][i]))
+    };
+    wait_until(&mut h, "the sidecars", |_| {
+        sidecar(0).is_file() && sidecar(1).is_file()
+    });
+    assert!(!sidecar(2).exists(), "no dots, no sidecar");
+    let text = std::fs::read_to_string(sidecar(1)).unwrap();
+    assert!(
+        text.contains("\"x\": 100") && text.contains("\"keep\": false"),
+        "{text}"
+    );
+
+    // Save: into the chosen folder, named after the source; the status counts it.
+    h.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    let saved = out.path().join("a-cutout.png");
+    wait_until(&mut h, "the first cut-out", |a| {
+        a.last_saved() == Some(saved.as_path())
+    });
+    assert!(saved.is_file());
+    assert_eq!(h.state().batch().unwrap().2, 1, "one done");
+}
+
+#[test]
+fn a_reopened_folder_brings_back_the_dots_of_its_sidecars() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write_scene(dir.path(), "a.png", 240, 180)
+        .canonicalize()
+        .unwrap();
+    let b = write_scene(dir.path(), "b.png", 240, 180)
+        .canonicalize()
+        .unwrap();
+    std::fs::write(
+        dir.path().join("a.png.aicut.json"),
+        r#"{"image":"a.png","dots":[{"keep":true,"x":120,"y":90},{"keep":false,"x":5,"y":6}]}"#,
+    )
+    .unwrap();
+    let mut h = harness(1.0, options(None, None));
+    for p in [&a, &b] {
+        h.input_mut()
+            .dropped_files
+            .push(Arc::new(Dropped(p.clone())));
+    }
+    h.step();
+    wait_until(&mut h, "the first image", |x| showing(x, &a));
+    assert_eq!(
+        h.state().dots(),
+        &[dot(DotKind::Green, 120, 90), dot(DotKind::Red, 5, 6)]
+    );
+    wait_until(&mut h, "its result", |x| x.shown_mask().is_some());
+}
