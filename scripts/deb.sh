@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Debian package (`cargo deb`, from [package.metadata.deb] and dist/) and checks
 # that it holds what the desktop needs: the program, the desktop entry with image MIME types,
-# the AppStream data and the icons. Slow on a 2-core machine (a release build, and
-# cargo-deb itself when it is missing), so CI runs it only with AICUT_CI_DEB=1.
+# the AppStream data and the icons. Arguments go to cargo deb: CI passes `--profile dev
+# --no-build` to pack the binary its tests built; with none it makes a release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

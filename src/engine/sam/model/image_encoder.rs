@@ -1,6 +1,8 @@
 use candle_core::{DType, IndexOp, Result, Tensor};
 use candle_nn::{LayerNorm, Module, VarBuilder, layer_norm};
 
+use super::fast_ops::{Act, add_act};
+
 #[derive(Debug)]
 struct PatchEmbed {
     proj: candle_nn::Conv2d,
@@ -28,70 +30,6 @@ impl PatchEmbed {
 impl Module for PatchEmbed {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         xs.apply(&self.proj)?.permute((0, 2, 3, 1))
-    }
-}
-
-// A custom op to make add_decomposed_rel_pos faster. Most of the time is spent on the final
-// addition in the case where b = 12, q_h = q_w = 4096, k_h = k_w = 4096
-//   (attn.reshape((b, q_h, q_w, k_h, k_w))?
-//       + rel_h.unsqueeze(4)?.broadcast_add(&rel_w.unsqueeze(3)?)?)?
-//   .reshape((b, q_h * q_w, k_h * k_w))
-// Ideally we would perform this operation in place but this is not supported in candle at the
-// moment. We should also investigate using f16 rather than f32.
-struct Add3(usize, usize, usize, usize, usize);
-impl candle_core::CustomOp3 for Add3 {
-    fn name(&self) -> &'static str {
-        "add3"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &candle_core::CpuStorage,
-        l1: &candle_core::Layout,
-        s2: &candle_core::CpuStorage,
-        l2: &candle_core::Layout,
-        s3: &candle_core::CpuStorage,
-        l3: &candle_core::Layout,
-    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        use rayon::prelude::*;
-
-        let Add3(b, q_h, q_w, k_h, k_w) = *self;
-        let s1 = s1.as_slice::<f32>()?;
-        let s1 = match l1.contiguous_offsets() {
-            None => candle_core::bail!("input1 has to be contiguous"),
-            Some((o1, o2)) => &s1[o1..o2],
-        };
-        let s2 = s2.as_slice::<f32>()?;
-        let s2 = match l2.contiguous_offsets() {
-            None => candle_core::bail!("input2 has to be contiguous"),
-            Some((o1, o2)) => &s2[o1..o2],
-        };
-        let s3 = s3.as_slice::<f32>()?;
-        let s3 = match l3.contiguous_offsets() {
-            None => candle_core::bail!("input3 has to be contiguous"),
-            Some((o1, o2)) => &s3[o1..o2],
-        };
-        let mut dst = vec![0f32; b * q_h * q_w * k_h * k_w];
-        dst.par_chunks_exact_mut(k_h * k_w)
-            .enumerate()
-            .for_each(|(b_idx, dst)| {
-                let s1_idx = b_idx * k_h * k_w;
-                let s2_idx = b_idx * k_h;
-                let s3_idx = b_idx * k_w;
-                for h_idx in 0..k_h {
-                    let s1_idx = s1_idx + h_idx * k_w;
-                    let s2_idx = s2_idx + h_idx;
-                    let dst_idx = h_idx * k_w;
-                    for w_idx in 0..k_w {
-                        let s1_idx = s1_idx + w_idx;
-                        let s3_idx = s3_idx + w_idx;
-                        let dst_idx = dst_idx + w_idx;
-                        dst[dst_idx] = s1[s1_idx] + s2[s2_idx] + s3[s3_idx]
-                    }
-                }
-            });
-        let dst = candle_core::WithDType::to_cpu_storage_owned(dst);
-        Ok((dst, (b, q_h * q_w, k_h * k_w).into()))
     }
 }
 
@@ -171,20 +109,13 @@ impl Attention {
         let attn = (&q * self.scale)?.matmul(&k.t()?)?;
         let attn = match rel {
             Some((rel_h, rel_w)) => {
-                let b = attn.dim(0)?;
-                let rel_h = rel_h.narrow(1, rows.start, n)?.contiguous()?;
-                let rel_w = rel_w.narrow(1, rows.start, n)?.contiguous()?;
-                if attn.device().is_cpu() {
-                    attn.apply_op3_no_bwd(&rel_h, &rel_w, &Add3(b, n, w, h, w))?
-                } else {
-                    (attn.reshape((b, n, w, h, w))?
-                        + rel_h.unsqueeze(4)?.broadcast_add(&rel_w.unsqueeze(3)?)?)?
-                    .reshape((b, n * w, h * w))?
-                }
+                let rel_h = rel_h.narrow(1, rows.start, n)?;
+                let rel_w = rel_w.narrow(1, rows.start, n)?;
+                super::fast_ops::rel_pos_softmax(attn, &rel_h, &rel_w, (h, w))?
             }
-            None => attn,
+            None => candle_nn::ops::softmax_last_dim(&attn)?,
         };
-        candle_nn::ops::softmax_last_dim(&attn)?.matmul(v)
+        attn.matmul(v)
     }
 }
 
@@ -364,8 +295,9 @@ impl Module for Block {
         } else {
             xs
         };
-        let xs = (xs + shortcut)?;
-        &xs + xs.apply(&self.norm2)?.apply(&self.mlp)?
+        // Both sums land in place on the fresh attention and MLP outputs.
+        let xs = add_act(xs, shortcut, Act::Identity)?;
+        add_act(xs.apply(&self.norm2)?.apply(&self.mlp)?, &xs, Act::Identity)
     }
 }
 
