@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod cut;
+pub mod matte;
 pub mod model;
 pub mod serve;
 
