@@ -84,6 +84,8 @@ pub struct SaveOptions {
     pub margin: u32,
     /// Save the selection as a grey mask instead of the cut-out.
     pub mask_only: bool,
+    /// Hard or soft edges and the band's width; also what the view shows.
+    pub edges: crate::matting::EdgeOptions,
 }
 
 impl Default for SaveOptions {
@@ -93,6 +95,7 @@ impl Default for SaveOptions {
             trim: false,
             margin: 16,
             mask_only: false,
+            edges: crate::matting::EdgeOptions::default(),
         }
     }
 }
@@ -102,6 +105,7 @@ impl SaveOptions {
         ExportOptions {
             trim: self.trim.then_some(self.margin),
             mask_only: self.mask_only,
+            edges: self.edges,
         }
     }
 
@@ -246,6 +250,7 @@ mod tests {
                 trim: true,
                 margin: 8,
                 mask_only: true,
+                edges: crate::matting::EdgeOptions::HARD,
             },
             ..Settings::default()
         };

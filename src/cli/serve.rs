@@ -57,6 +57,8 @@ pub struct ServeArgs {
     /// Base URL for output_url (e.g. behind a proxy). Default: the address the client used.
     #[arg(long)]
     pub public_url: Option<String>,
+    #[command(flatten)]
+    pub edges: super::EdgeArgs,
 }
 
 /// `--engine`: one of the engine kinds that run in this process. (`api` is refused: its
@@ -140,6 +142,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         output_memory_cap: args.output_memory_mb * 1024 * 1024,
         max_upload_bytes: args.max_upload_mb * 1024 * 1024,
         public_url: args.public_url,
+        edges: args.edges.options(),
         ..ServeConfig::default()
     };
     let bind = args.bind;

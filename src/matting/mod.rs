@@ -11,7 +11,7 @@ pub mod pass;
 pub mod pcg;
 pub mod trimap;
 
-pub use pass::{EdgeOptions, Edges, SoftCut, soft_cut};
+pub use pass::{EdgeOptions, Edges, SoftCut, compose, soft_cut};
 
 /// Linear RGB samples in 0..=1 (the sRGB codes scaled; matting works on them as stored).
 pub type RgbF = [f32; 3];

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{RgbF, foreground, solve_alpha, to_float, trimap};
 
 /// The band's half width on an ordinary edge, in pixels, when none is given.
-pub const DEFAULT_BAND: u32 = 10;
+pub const DEFAULT_BAND: u32 = 4;
 /// The widest band accepted (the solve grows with the band's area).
 pub const MAX_BAND: u32 = 200;
 

@@ -63,6 +63,8 @@ pub fn dilate(mask: &[bool], w: usize, h: usize, r: usize) -> Vec<bool> {
 #[derive(Clone, Copy, Default)]
 struct BlockSums {
     grad: f32,
+    /// The steepest pixel: a blurred edge's contrast over it is the blur's width.
+    grad_max: f32,
     inside: f32,
     count: f32,
     sum_in: [f32; 3],
@@ -91,6 +93,7 @@ fn block_sums(img: &[RgbF], sel: &[bool], w: usize, h: usize, bs: usize) -> Vec<
                         g += (p[0] - q[0]).abs() + (p[1] - q[1]).abs() + (p[2] - q[2]).abs();
                     }
                     b.grad += g;
+                    b.grad_max = b.grad_max.max(g);
                     b.count += 1.0;
                     let sums = if sel[i] {
                         b.inside += 1.0;
@@ -108,14 +111,23 @@ fn block_sums(img: &[RgbF], sel: &[bool], w: usize, h: usize, bs: usize) -> Vec<
         .collect()
 }
 
-/// How much wider than a crisp step the edge near block (bx, by) looks: 1 for one clean
-/// step, more for strands or weak contrast.
-fn softness(blocks: &[BlockSums], bw: usize, bh: usize, bx: usize, by: usize, bs: usize) -> f32 {
+/// How the edge near block (bx, by) looks: (texture, blur). Texture is 1 for one clean
+/// step, more for strands or weak contrast; blur is the width in pixels a step's contrast
+/// is spread over (about 1 when sharp).
+fn softness(
+    blocks: &[BlockSums],
+    bw: usize,
+    bh: usize,
+    bx: usize,
+    by: usize,
+    bs: usize,
+) -> (f32, f32) {
     let mut acc = BlockSums::default();
     for y in by.saturating_sub(2)..(by + 3).min(bh) {
         for x in bx.saturating_sub(2)..(bx + 3).min(bw) {
             let b = &blocks[y * bw + x];
             acc.grad += b.grad;
+            acc.grad_max = acc.grad_max.max(b.grad_max);
             acc.inside += b.inside;
             acc.count += b.count;
             for c in 0..3 {
@@ -126,7 +138,7 @@ fn softness(blocks: &[BlockSums], bw: usize, bh: usize, bx: usize, by: usize, bs
     }
     let outside = acc.count - acc.inside;
     if acc.inside < 1.0 || outside < 1.0 {
-        return 1.0;
+        return (1.0, 1.0);
     }
     let contrast: f32 = (0..3)
         .map(|c| (acc.sum_in[c] / acc.inside - acc.sum_out[c] / outside).abs())
@@ -134,7 +146,9 @@ fn softness(blocks: &[BlockSums], bw: usize, bh: usize, bx: usize, by: usize, bs
     // One straight step across the window: its length times the contrast (plus a floor so
     // flat, low-contrast windows do not divide by zero).
     let side = (acc.count.sqrt()).max(bs as f32);
-    acc.grad / (side * contrast.max(0.05))
+    let texture = acc.grad / (side * contrast.max(0.05));
+    let blur = contrast / acc.grad_max.max(1e-3);
+    (texture, blur)
 }
 
 /// The trimap of a selection: pixels within the local band width of the selection's edge
@@ -154,10 +168,13 @@ pub fn band_from_mask(img: &[RgbF], mask: &[u8], w: usize, h: usize, base: u32) 
     let scale: Vec<f32> = (0..bw * bh)
         .into_par_iter()
         .map(|b| {
-            let s = softness(&blocks, bw, bh, b % bw, b / bw, bs);
+            let (texture, blur) = softness(&blocks, bw, bh, b % bw, b / bw, bs);
             // 1.5 or less reads as crisp; 6 or more as fully fine-structured.
-            let soft = ((s - 1.5) / 4.5).clamp(0.0, 1.0);
-            MIN_SCALE + (MAX_SCALE - MIN_SCALE) * soft
+            let fine = ((texture - 1.5) / 4.5).clamp(0.0, 1.0);
+            let scale = MIN_SCALE + (MAX_SCALE - MIN_SCALE) * fine;
+            // A blurred edge needs the band to cover its ramp, whatever its texture.
+            let ramp = (0.6 * blur + 1.0) / base as f32;
+            scale.max(ramp).min(MAX_SCALE)
         })
         .collect();
     // Reach left at each pixel: the band radius at edge pixels (selection changes to a

@@ -50,6 +50,8 @@ pub struct ServeConfig {
     pub max_upload_bytes: usize,
     /// Base of `output_url`; by default the address the client used (its Host header).
     pub public_url: Option<String>,
+    /// How the cut-outs' edges are made (soft: matting in a band, see [`crate::matting`]).
+    pub edges: crate::matting::EdgeOptions,
     /// Test-only fault injection.
     pub faults: Option<FaultHook>,
     /// Where the server reads the time for expiry and rate limits; tests move it by hand.
@@ -68,6 +70,7 @@ impl Default for ServeConfig {
             output_memory_cap: 512 * 1024 * 1024,
             max_upload_bytes: 64 * 1024 * 1024,
             public_url: None,
+            edges: crate::matting::EdgeOptions::default(),
             faults: None,
             clock: Arc::new(Instant::now),
         }

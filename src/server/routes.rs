@@ -27,6 +27,7 @@ pub(super) struct AppState {
     limiter: RateLimiter,
     public_url: Option<String>,
     max_upload_bytes: usize,
+    edges: crate::matting::EdgeOptions,
     /// Bounds concurrent CPU work (decode, segment, encode) so memory stays bounded.
     cpu: Semaphore,
 }
@@ -54,6 +55,7 @@ impl AppState {
                 .public_url
                 .map(|u| u.trim_end_matches('/').to_string()),
             max_upload_bytes: config.max_upload_bytes,
+            edges: config.edges,
             cpu: Semaphore::new(workers + 1),
         }
     }
@@ -187,9 +189,12 @@ pub(super) async fn segment(
             .sessions
             .segment(&session, &prompt, req.request_number)
             .await?;
-        blocking(move || imageio::encode_png(&imageio::compose_cutout(image.pixels(), &mask)))
-            .await?
-            .map_err(|e| ApiError::new(500, format!("Could not encode the cut-out: {e}")))?
+        let edges = state.edges;
+        blocking(move || {
+            imageio::encode_png(&crate::matting::compose(image.pixels(), &mask, edges))
+        })
+        .await?
+        .map_err(|e| ApiError::new(500, format!("Could not encode the cut-out: {e}")))?
     };
     let size = png.len();
     let token = state.outputs.insert(Bytes::from(png), size)?;

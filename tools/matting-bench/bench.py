@@ -97,7 +97,7 @@ def main():
     ap.add_argument("--knn-scenarios", default="given",
                     help="scenarios KNN runs in (it takes ~20 s an image)")
     ap.add_argument("--widen", type=int, default=10, help="coarse: pixels added")
-    ap.add_argument("--band", type=int, default=10, help="derived: aicut --band")
+    ap.add_argument("--band", type=int, default=4, help="derived: aicut --band")
     ap.add_argument("--images", type=int, default=27, help="first N images only")
     args = ap.parse_args()
 
