@@ -249,6 +249,49 @@ fn the_band_is_wider_on_strands_than_on_a_crisp_edge() {
             .count()
     };
     let (crisp, fine) = (width_at(30), width_at(130));
-    assert!(crisp >= 4 && crisp <= 12, "crisp edge band {crisp}");
+    assert!((4..=12).contains(&crisp), "crisp edge band {crisp}");
     assert!(fine >= 2 * crisp, "strand band {fine} vs crisp {crisp}");
+}
+
+#[test]
+fn aicut_matte_writes_the_alpha_of_an_image_under_a_trimap() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene = soft_disc();
+    let (image, tri, out) = (
+        dir.path().join("disc.png"),
+        dir.path().join("trimap.png"),
+        dir.path().join("alpha.png"),
+    );
+    scene.image.save(&image).unwrap();
+    let trimap = GrayImage::from_fn(scene.w, scene.h, |x, y| {
+        Luma([match scene.alpha[(y * scene.w + x) as usize] {
+            0.0 => 0,
+            1.0 => 255,
+            _ => 128,
+        }])
+    });
+    trimap.save(&tri).unwrap();
+    let run = |args: &[&std::path::Path]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_aicut"))
+            .arg("matte")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&[&image, &tri, "-o".as_ref(), &out]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let matte = image::open(&out).unwrap().into_luma8();
+    let (sad, _) = scene.errors(&matte);
+    let (hard_sad, _) = scene.errors(&scene.selection());
+    assert!(sad < 0.2 * hard_sad, "SAD {sad:.3} vs hard {hard_sad:.3}");
+
+    // A trimap of another size is refused with a message, not a panic.
+    GrayImage::new(10, 10).save(&tri).unwrap();
+    let o = run(&[&image, &tri, "-o".as_ref(), &out]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && stderr.contains("the trimap is 10x10"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -95,7 +95,8 @@ impl Default for SaveOptions {
             trim: false,
             margin: 16,
             mask_only: false,
-            edges: crate::matting::EdgeOptions::default(),
+            // Hard until the editor's view shows the soft alpha: what is shown is saved.
+            edges: crate::matting::EdgeOptions::HARD,
         }
     }
 }

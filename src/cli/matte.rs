@@ -105,8 +105,8 @@ pub fn run(args: MatteArgs) -> Result<(), String> {
         let mut px = image.pixels().clone();
         for (i, p) in px.pixels_mut().enumerate() {
             if alpha[i] > 0.0 && alpha[i] < 1.0 {
-                for c in 0..3 {
-                    p.0[c] = (fg[i][c] * 255.0).round() as u8;
+                for (d, v) in p.0.iter_mut().zip(fg[i]) {
+                    *d = (v * 255.0).round() as u8;
                 }
             }
             p.0[3] = bytes[i];
