@@ -14,6 +14,7 @@ pub mod cli;
 pub mod cut;
 pub mod engine;
 pub mod imageio;
+pub mod matting;
 pub mod models;
 pub mod prompt;
 pub mod server;

@@ -42,6 +42,10 @@ enum Command {
     /// --model mobile-sam --green 250,300 -o out.png
     #[command(subcommand)]
     Model(aicut::cli::model::ModelCommand),
+    /// Alpha matting under a trimap (0 background, 128 unknown, 255 foreground).
+    ///
+    /// Example: aicut matte photo.jpg trimap.png -o alpha.png
+    Matte(aicut::cli::matte::MatteArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => aicut::cli::bench::run(args),
         Some(Command::Serve(args)) => aicut::cli::serve::run(args),
         Some(Command::Model(command)) => aicut::cli::model::run(command),
+        Some(Command::Matte(args)) => aicut::cli::matte::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -112,7 +112,9 @@ fn cut_through_the_api_engine_matches_the_builtin_engine() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    let server = ServeProcess::start(&[]);
+    // The server hands back the engine's own edge, as the hosted service does; the client
+    // makes the soft edge itself, the same way in both runs.
+    let server = ServeProcess::start(&["--edges", "hard"]);
     let o = aicut()
         .args([
             "cut",

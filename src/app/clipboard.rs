@@ -208,7 +208,15 @@ fn copy(
         None => (0, 0, image.width(), image.height()),
     };
     let (w, h) = (region.2, region.3);
-    let cut = imageio::compose_cutout_region(image.pixels(), mask, region);
+    let soft = crate::matting::soft_cut(image.pixels(), mask, options.edges);
+    let cut = match &soft {
+        Some(soft) => {
+            let mut px = image.pixels().clone();
+            soft.paint(&mut px);
+            imageio::compose_cutout_region(&px, &soft.alpha, region)
+        }
+        None => imageio::compose_cutout_region(image.pixels(), mask, region),
+    };
     board
         .set_image(w as usize, h as usize, cut.into_raw())
         .map_err(|e| format!("Could not copy the cut-out: {e}"))?;

@@ -550,4 +550,28 @@ fn save_options(ui: &mut Ui, o: &mut super::SaveOptions) {
         &mut o.mask_only,
         "Save the mask (grey) instead of the cut-out",
     );
+    ui.separator();
+    edges_control(ui, &mut o.edges);
+}
+
+/// Edges: hard, or soft (matting in a band, as `aicut cut --edges soft --band PX`).
+fn edges_control(ui: &mut Ui, e: &mut crate::matting::EdgeOptions) {
+    use crate::matting::{Edges, pass::MAX_BAND};
+    ui.label("Edges");
+    ui.radio_value(
+        &mut e.edges,
+        Edges::Soft,
+        "Soft: hair and fur, no old background",
+    );
+    ui.radio_value(&mut e.edges, Edges::Hard, "Hard: the selection as it is");
+    ui.add_enabled_ui(e.edges == Edges::Soft, |ui| {
+        ui.horizontal(|ui| {
+            ui.label("Band");
+            ui.add(
+                egui::DragValue::new(&mut e.band)
+                    .range(1..=MAX_BAND)
+                    .suffix(" px"),
+            );
+        });
+    });
 }

@@ -96,6 +96,8 @@ pub struct SaveOptions {
     pub margin: u32,
     /// Save the selection as a grey mask instead of the cut-out.
     pub mask_only: bool,
+    /// Hard or soft edges and the band's width; also what the view shows.
+    pub edges: crate::matting::EdgeOptions,
 }
 
 impl Default for SaveOptions {
@@ -105,6 +107,8 @@ impl Default for SaveOptions {
             trim: false,
             margin: 16,
             mask_only: false,
+            // Hard until the editor's view shows the soft alpha: what is shown is saved.
+            edges: crate::matting::EdgeOptions::HARD,
         }
     }
 }
@@ -114,6 +118,7 @@ impl SaveOptions {
         ExportOptions {
             trim: self.trim.then_some(self.margin),
             mask_only: self.mask_only,
+            edges: self.edges,
         }
     }
 
@@ -262,6 +267,7 @@ mod tests {
                 trim: true,
                 margin: 8,
                 mask_only: true,
+                edges: crate::matting::EdgeOptions::HARD,
             },
             ..Settings::default()
         };

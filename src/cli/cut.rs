@@ -7,7 +7,7 @@ use crate::engine::factory::{EngineSpec, SamLoading, build_engine};
 use crate::engine::{Dot, EngineKind};
 use crate::imageio::ExportOptions;
 
-use super::{ApiArgs, ModelArgs, parse_dot, setup_error_message};
+use super::{ApiArgs, EdgeArgs, ModelArgs, parse_dot, setup_error_message};
 
 /// The arguments of `aicut cut`.
 #[derive(clap::Args, Debug)]
@@ -30,6 +30,8 @@ pub struct CutArgs {
     /// Write the selection itself as a grey image (white = keep) instead of the cut-out.
     #[arg(long)]
     mask: bool,
+    #[command(flatten)]
+    edges: EdgeArgs,
     /// Which engine segments the image.
     #[arg(long, value_enum, default_value_t = EngineKind::Builtin)]
     engine: EngineKind,
@@ -61,6 +63,7 @@ pub fn run(args: CutArgs) -> Result<(), String> {
         options: ExportOptions {
             trim: args.trim,
             mask_only: args.mask,
+            edges: args.edges.options(),
         },
     };
     let report = run_cut(engine, &req).map_err(|e| e.to_string())?;

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod cut;
+pub mod matte;
 pub mod model;
 pub mod serve;
 
@@ -52,6 +53,29 @@ impl ApiArgs {
             base_url: self.api_url.clone(),
             api_key: self.api_key.clone(),
             ..RemoteConfig::default()
+        }
+    }
+}
+
+/// How the cut-out's edge is made: `--edges soft|hard`, `--band PX`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EdgeArgs {
+    /// soft: alpha matting in a band about the selection's edge (hair, fur) with the
+    /// subject's own colours there; hard: the selection's edge as it is.
+    #[arg(long, value_enum, default_value_t = crate::matting::Edges::Hard)]
+    pub edges: crate::matting::Edges,
+    /// With --edges soft: the band's half width in pixels on an ordinary edge (crisp
+    /// edges get half of it, fine ones such as hair up to three times).
+    #[arg(long, value_name = "PX", default_value_t = crate::matting::pass::DEFAULT_BAND,
+          value_parser = clap::value_parser!(u32).range(1..=crate::matting::pass::MAX_BAND as i64))]
+    pub band: u32,
+}
+
+impl EdgeArgs {
+    pub fn options(&self) -> crate::matting::EdgeOptions {
+        crate::matting::EdgeOptions {
+            edges: self.edges,
+            band: self.band,
         }
     }
 }

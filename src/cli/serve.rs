@@ -99,6 +99,8 @@ pub struct ServeArgs {
     /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    #[command(flatten)]
+    pub edges: super::EdgeArgs,
 }
 
 /// `--engine`: one of the engine kinds that run in this process. (`api` is refused: its
@@ -205,6 +207,7 @@ fn config(args: &ServeArgs, keys: KeyPolicy) -> Result<ServeConfig, String> {
             max_connections_per_ip: args.max_connections_per_ip.max(1),
             drain_deadline: args.shutdown_grace,
         },
+        edges: args.edges.options(),
         ..ServeConfig::default()
     })
 }

@@ -47,14 +47,27 @@ impl ExportFormat {
     }
 }
 
-/// What to write besides the format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// What to write besides the format. The default keeps the selection's edge as it is;
+/// the front doors choose soft edges by default themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ExportOptions {
     /// Crop to the selected pixels plus this margin (clamped to the image).
     pub trim: Option<u32>,
     /// Write the selection itself as a grey image (white = keep) instead of the cut-out.
     pub mask_only: bool,
+    /// Hard or soft edges (matting in a band; the mask written is then the soft alpha).
+    pub edges: crate::matting::EdgeOptions,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            trim: None,
+            mask_only: false,
+            edges: crate::matting::EdgeOptions::HARD,
+        }
+    }
 }
 
 /// Encodes the export of `image` under `mask` (same size) as `format` asks.
@@ -67,6 +80,8 @@ pub fn export_cutout(
     if mask.dimensions() != (image.width(), image.height()) {
         return Err("the selection does not match the image size".into());
     }
+    let soft = crate::matting::soft_cut(image.pixels(), mask, options.edges);
+    let mask = soft.as_ref().map_or(mask, |s| &s.alpha);
     let (x, y, w, h) = match options.trim {
         Some(margin) => trim_bounds(mask, margin)
             .ok_or("nothing is selected, so there is nothing to trim to")?,
@@ -80,12 +95,19 @@ pub fn export_cutout(
     }
     match (format, image.deep_pixels()) {
         (ExportFormat::Png, Some(deep)) => {
+            let mut deep = std::borrow::Cow::Borrowed(deep);
+            if let Some(soft) = &soft {
+                soft.paint16(deep.to_mut());
+            }
             let cut = cut_region(deep.as_raw(), deep.width(), mask, region, |v| v as u16);
             let bytes: &[u8] = bytemuck::cast_slice(&cut);
             encode(format, bytes, w, h, ExtendedColorType::Rgba16, icc)
         }
         _ => {
-            let px = image.pixels();
+            let mut px = std::borrow::Cow::Borrowed(image.pixels());
+            if let Some(soft) = &soft {
+                soft.paint(px.to_mut());
+            }
             let cut = cut_region(px.as_raw(), px.width(), mask, region, |v| v as u8);
             encode(format, &cut, w, h, ExtendedColorType::Rgba8, icc)
         }

@@ -76,6 +76,8 @@ pub struct ServeConfig {
     pub body_timeout: Duration,
     /// Timeouts, connection caps and shutdown of the accept loop.
     pub listen: ListenConfig,
+    /// How the cut-outs' edges are made (soft: matting in a band, see [`crate::matting`]).
+    pub edges: crate::matting::EdgeOptions,
     /// Test-only fault injection.
     pub faults: Option<FaultHook>,
     /// Where the server reads the time for expiry and rate limits; tests move it by hand.
@@ -102,6 +104,7 @@ impl Default for ServeConfig {
             redis_url: None,
             body_timeout: Duration::from_secs(30),
             listen: ListenConfig::default(),
+            edges: crate::matting::EdgeOptions::default(),
             faults: None,
             clock: Arc::new(Instant::now),
         }

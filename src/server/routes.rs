@@ -32,6 +32,7 @@ pub(super) struct AppState {
     trust_forwarded: bool,
     max_upload_bytes: usize,
     max_dots: usize,
+    edges: crate::matting::EdgeOptions,
     /// Bounds concurrent CPU work (decode, segment, encode) so memory stays bounded.
     cpu: Semaphore,
     pub metrics: Metrics,
@@ -69,6 +70,7 @@ impl AppState {
             trust_forwarded: config.trust_forwarded_headers,
             max_upload_bytes: config.max_upload_bytes,
             max_dots: config.max_dots,
+            edges: config.edges,
             cpu: Semaphore::new(workers + 1),
             metrics: Metrics::default(),
         }
@@ -280,9 +282,12 @@ pub(super) async fn segment(
             .sessions
             .segment(&req.unique_filename, &session, &prompt, req.request_number)
             .await?;
-        blocking(move || imageio::encode_png(&imageio::compose_cutout(image.pixels(), &mask)))
-            .await?
-            .map_err(|e| ApiError::new(500, format!("Could not encode the cut-out: {e}")))?
+        let edges = state.edges;
+        blocking(move || {
+            imageio::encode_png(&crate::matting::compose(image.pixels(), &mask, edges))
+        })
+        .await?
+        .map_err(|e| ApiError::new(500, format!("Could not encode the cut-out: {e}")))?
     };
     let token = uuid::Uuid::new_v4().to_string();
     state.backend.put_output(&token, Bytes::from(png)).await?;

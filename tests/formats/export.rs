@@ -92,6 +92,7 @@ fn trim_crops_to_the_subject_plus_margin_and_mask_writes_grey() {
     let trimmed = ExportOptions {
         trim: Some(1),
         mask_only: false,
+        edges: aicut::matting::EdgeOptions::HARD,
     };
     let bytes = imageio::export_cutout(&img, &mask, ExportFormat::Png, trimmed).unwrap();
     let (info, buf, _) = read_png(&bytes);
@@ -107,6 +108,7 @@ fn trim_crops_to_the_subject_plus_margin_and_mask_writes_grey() {
     let mask_opts = ExportOptions {
         trim: None,
         mask_only: true,
+        edges: aicut::matting::EdgeOptions::HARD,
     };
     let bytes = imageio::export_cutout(&img, &mask, ExportFormat::Png, mask_opts).unwrap();
     let (info, buf, icc) = read_png(&bytes);

@@ -1,0 +1,127 @@
+//! The soft-edge pass every front door calls (`aicut cut`, `aicut serve`, the editor's
+//! export, copy and view): band, alpha, colours, from a selection mask and its image.
+
+use image::{GrayImage, RgbaImage};
+
+use crate::imageio::Rgba16Image;
+use serde::{Deserialize, Serialize};
+
+use super::{RgbF, foreground, solve_alpha, to_float, trimap};
+
+/// The band's half width on an ordinary edge, in pixels, when none is given.
+pub const DEFAULT_BAND: u32 = 4;
+/// The widest band accepted (the solve grows with the band's area).
+pub const MAX_BAND: u32 = 200;
+
+/// How the selection's edge becomes alpha.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Edges {
+    /// The selection as it is: one anti-aliased step. The default while the soft pass is
+    /// far slower than a click (seconds on 12 MP photos; see the README's Edges section).
+    #[default]
+    Hard,
+    /// Alpha matting in a band around the edge, with the foreground's own colours there.
+    Soft,
+}
+
+/// The edge settings: which edges, and the band's half width on an ordinary edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EdgeOptions {
+    pub edges: Edges,
+    pub band: u32,
+}
+
+impl Default for EdgeOptions {
+    fn default() -> Self {
+        EdgeOptions {
+            edges: Edges::default(),
+            band: DEFAULT_BAND,
+        }
+    }
+}
+
+impl EdgeOptions {
+    pub const HARD: EdgeOptions = EdgeOptions {
+        edges: Edges::Hard,
+        band: DEFAULT_BAND,
+    };
+}
+
+/// The result of the soft pass: the new alpha, and the straight (un-premultiplied)
+/// foreground colour of every pixel whose alpha is partial.
+#[derive(Debug, Clone)]
+pub struct SoftCut {
+    pub alpha: GrayImage,
+    /// (pixel index y·w + x, colour in 0..=1).
+    pub colours: Vec<(u32, RgbF)>,
+}
+
+impl SoftCut {
+    /// Writes the estimated foreground colours into 8-bit pixels (alpha untouched).
+    pub fn paint(&self, px: &mut RgbaImage) {
+        let raw: &mut [u8] = px;
+        for &(i, c) in &self.colours {
+            if let Some(p) = raw.get_mut(i as usize * 4..i as usize * 4 + 3) {
+                for (d, v) in p.iter_mut().zip(c) {
+                    *d = (v * 255.0).round() as u8;
+                }
+            }
+        }
+    }
+
+    /// Writes the estimated foreground colours into 16-bit pixels (alpha untouched).
+    pub fn paint16(&self, px: &mut Rgba16Image) {
+        let raw: &mut [u16] = px;
+        for &(i, c) in &self.colours {
+            if let Some(p) = raw.get_mut(i as usize * 4..i as usize * 4 + 3) {
+                for (d, v) in p.iter_mut().zip(c) {
+                    *d = (v * 65535.0).round() as u16;
+                }
+            }
+        }
+    }
+}
+
+/// The soft-edge pass over `image` under `mask` (same size): None for hard edges or a size
+/// mismatch, when the mask is used as it is.
+pub fn soft_cut(image: &RgbaImage, mask: &GrayImage, opts: EdgeOptions) -> Option<SoftCut> {
+    if opts.edges == Edges::Hard || image.dimensions() != mask.dimensions() {
+        return None;
+    }
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let started = std::time::Instant::now();
+    let img = to_float(image.as_raw());
+    let tri = trimap::band_from_mask(&img, mask.as_raw(), w, h, opts.band.min(MAX_BAND));
+    let t_band = started.elapsed();
+    let alpha = solve_alpha(&img, &tri, w, h);
+    let t_alpha = started.elapsed();
+    let fg = foreground::estimate(&img, &alpha, w, h);
+    tracing::info!(
+        "soft edges on {w}x{h}: band {t_band:?}, alpha {:?}, colours {:?}",
+        t_alpha - t_band,
+        started.elapsed() - t_alpha
+    );
+    let colours = alpha
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| **a > 0.0 && **a < 1.0)
+        .map(|(i, _)| (i as u32, fg[i]))
+        .collect();
+    let bytes = alpha.iter().map(|&a| (a * 255.0).round() as u8).collect();
+    let alpha = GrayImage::from_raw(w as u32, h as u32, bytes)?;
+    Some(SoftCut { alpha, colours })
+}
+
+/// The 8-bit cut-out (straight colour, alpha from the edge pass) of `image` under `mask`.
+pub fn compose(image: &RgbaImage, mask: &GrayImage, opts: EdgeOptions) -> RgbaImage {
+    match soft_cut(image, mask, opts) {
+        Some(soft) => {
+            let mut px = image.clone();
+            soft.paint(&mut px);
+            crate::imageio::compose_cutout(&px, &soft.alpha)
+        }
+        None => crate::imageio::compose_cutout(image, mask),
+    }
+}

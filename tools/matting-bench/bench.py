@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Matting benchmark: aicut against pymatting (closed form, KNN), measured in one run.
+
+Over the alphamatting.com low-resolution training set (27 images, Trimap1, ground truth),
+prints per scenario and method the mean SAD and MSE and the median seconds per image.
+
+Scenarios (each on the same trimap for every method):
+  given    the data set's Trimap1
+  coarse   Trimap1 with its unknown region widened by --widen pixels
+  derived  the band aicut's own pipeline derives from a selection (the ground truth
+           thresholded at 0.5) and the image: what users of `aicut cut --edges soft` get.
+           'hard' is that selection itself, the hard edge.
+
+Errors are measured over the union of Trimap1's unknown region and the scenario's
+unknown region (SAD = sum |alpha - gt| / 1000, MSE = mean squared error x 1000; alpha in
+0..1), so a method cannot gain by leaving pixels outside its band wrong.
+
+aicut's time is the wall time of the whole `aicut matte` process (decode, solve, PNG);
+pymatting's is the call alone, after a warm-up that compiles its numba kernels.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+PYMATTING = ("cf", "knn")
+
+
+def load(path, grey=False):
+    im = Image.open(path)
+    im = im.convert("L" if grey else "RGB")
+    return np.asarray(im)
+
+
+def widen(trimap, px):
+    """Unknown region grown by a (2px+1) square, as aicut matte --widen does."""
+    unknown = (trimap > 25) & (trimap < 230)
+    h, w = unknown.shape
+    pad = np.pad(unknown, px)
+    grown = np.zeros_like(unknown)
+    for dy in range(2 * px + 1):
+        row = pad[dy:dy + h]
+        acc = np.zeros_like(unknown)
+        for dx in range(2 * px + 1):
+            acc |= row[:, dx:dx + w]
+        grown |= acc
+    out = trimap.copy()
+    out[grown] = 128
+    return out
+
+
+def errors(alpha, gt, region):
+    d = alpha[region] - gt[region]
+    return np.abs(d).sum() / 1000.0, (d * d).mean() * 1000.0 if d.size else 0.0
+
+
+def run_aicut(exe, image_path, second, out_dir, extra):
+    alpha_path = os.path.join(out_dir, "alpha.png")
+    start = time.perf_counter()
+    subprocess.run([exe, "matte", image_path, second, "-o", alpha_path] + extra,
+                   check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    return load(alpha_path, grey=True) / 255.0, seconds
+
+
+def run_pymatting(method, image, trimap):
+    import pymatting
+    fn = {"cf": pymatting.estimate_alpha_cf, "knn": pymatting.estimate_alpha_knn}[method]
+    start = time.perf_counter()
+    alpha = fn(image.astype(np.float64) / 255.0, trimap.astype(np.float64) / 255.0)
+    return np.clip(alpha, 0, 1), time.perf_counter() - start
+
+
+def warm_up(methods):
+    rng = np.random.default_rng(0)
+    img = rng.random((40, 40, 3)) * 255
+    tri = np.full((40, 40), 128, np.uint8)
+    tri[:10] = 0
+    tri[-10:] = 255
+    for m in methods:
+        run_pymatting(m, img, tri)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="/work/shared/datasets/matting")
+    ap.add_argument("--aicut", default="target/release/aicut")
+    ap.add_argument("--scenarios", default="given,coarse,derived")
+    ap.add_argument("--methods", default="aicut,cf,knn",
+                    help="comma list of aicut, cf, knn")
+    ap.add_argument("--knn-scenarios", default="given",
+                    help="scenarios KNN runs in (it takes ~20 s an image)")
+    ap.add_argument("--widen", type=int, default=10, help="coarse: pixels added")
+    ap.add_argument("--band", type=int, default=4, help="derived: aicut --band")
+    ap.add_argument("--images", type=int, default=27, help="first N images only")
+    args = ap.parse_args()
+
+    methods = args.methods.split(",")
+    scenarios = args.scenarios.split(",")
+    warm_up([m for m in methods if m in PYMATTING])
+    names = sorted(os.listdir(os.path.join(args.data, "image")))[: args.images]
+    results = {}  # (scenario, method) -> list of (sad, mse, seconds)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            image_path = os.path.join(args.data, "image", name)
+            image = load(image_path)
+            trimap1 = load(os.path.join(args.data, "trimap", name), grey=True)
+            gt = load(os.path.join(args.data, "alpha", name), grey=True) / 255.0
+            unknown1 = (trimap1 > 25) & (trimap1 < 230)
+            for scenario in scenarios:
+                tri_path = os.path.join(tmp, "trimap.png")
+                if scenario == "given":
+                    trimap = trimap1
+                elif scenario == "coarse":
+                    trimap = widen(trimap1, args.widen)
+                else:
+                    sel_path = os.path.join(tmp, "selection.png")
+                    Image.fromarray(((gt >= 0.5) * 255).astype(np.uint8)).save(sel_path)
+                    subprocess.run([args.aicut, "matte", image_path, sel_path,
+                                    "--from-selection", "--band", str(args.band),
+                                    "-o", os.path.join(tmp, "a.png"),
+                                    "--write-trimap", tri_path],
+                                   check=True, stdout=subprocess.DEVNULL)
+                    trimap = load(tri_path, grey=True)
+                Image.fromarray(trimap).save(tri_path)
+                region = unknown1 | ((trimap > 25) & (trimap < 230))
+                runs = []
+                if scenario == "derived":
+                    runs.append(("hard", (gt >= 0.5).astype(np.float64), 0.0))
+                for m in methods:
+                    if m == "aicut":
+                        if scenario == "derived":
+                            extra = ["--from-selection", "--band", str(args.band)]
+                            a, s = run_aicut(args.aicut, image_path, sel_path, tmp, extra)
+                        else:
+                            a, s = run_aicut(args.aicut, image_path, tri_path, tmp, [])
+                    elif m == "knn" and scenario not in args.knn_scenarios.split(","):
+                        continue
+                    else:
+                        a, s = run_pymatting(m, image, trimap)
+                    runs.append((m, a, s))
+                for m, a, s in runs:
+                    sad, mse = errors(a, gt, region)
+                    results.setdefault((scenario, m), []).append((sad, mse, s))
+                    print(f"{name} {scenario:8} {m:6} SAD {sad:7.2f} MSE {mse:7.2f} "
+                          f"{s:6.2f} s", file=sys.stderr, flush=True)
+
+    print(f"\n{len(names)} images; load average at the end: "
+          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    print(f"{'scenario':9} {'method':7} {'mean SAD':>9} {'mean MSE':>9} {'median s':>9}")
+    for (scenario, m), rows in results.items():
+        sad = statistics.mean(r[0] for r in rows)
+        mse = statistics.mean(r[1] for r in rows)
+        sec = statistics.median(r[2] for r in rows)
+        print(f"{scenario:9} {m:7} {sad:9.2f} {mse:9.2f} {sec:9.3f}")
+
+
+if __name__ == "__main__":
+    main()
