@@ -32,6 +32,11 @@ impl<T: Send + 'static> Inbox<T> {
         started.is_ok()
     }
 
+    /// A sender for results that come from elsewhere (the clipboard's own thread).
+    pub fn sender(&self) -> Sender<T> {
+        self.tx.clone()
+    }
+
     /// The next finished result, if any; never blocks.
     pub fn try_recv(&self) -> Option<T> {
         self.rx.try_recv().ok()

@@ -3,9 +3,9 @@
 //! so a 12 MP photo never stalls a frame. Each task runs on its own short-lived thread and
 //! reports over one channel, then wakes the UI.
 
+use super::inbox::Inbox;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use egui::{Color32, ColorImage};
@@ -158,9 +158,7 @@ pub enum TaskResult {
 
 /// Starts tasks and collects their results.
 pub struct Tasks {
-    tx: Sender<TaskResult>,
-    rx: Receiver<TaskResult>,
-    wake: Arc<dyn Fn() + Send + Sync>,
+    inbox: Inbox<TaskResult>,
     dialogs: Arc<dyn FileDialogs>,
     /// A dialog is open (only one at a time).
     pub dialog_open: bool,
@@ -174,12 +172,10 @@ impl Tasks {
         clipboard: ClipboardOpener,
         wake: Arc<dyn Fn() + Send + Sync>,
     ) -> Self {
-        let (tx, rx) = channel();
+        let inbox = Inbox::new(wake.clone());
         Tasks {
-            clipboard: ClipboardLink::new(clipboard, tx.clone(), wake.clone()),
-            tx,
-            rx,
-            wake,
+            clipboard: ClipboardLink::new(clipboard, inbox.sender(), wake),
+            inbox,
             dialogs,
             dialog_open: false,
         }
@@ -191,20 +187,12 @@ impl Tasks {
     }
 
     pub fn try_result(&self) -> Option<TaskResult> {
-        self.rx.try_recv().ok()
+        self.inbox.try_recv()
     }
 
+    /// Runs `job` on its own thread (a failure to start is logged by the inbox).
     fn spawn(&self, name: &str, job: impl FnOnce() -> TaskResult + Send + 'static) {
-        let (tx, wake) = (self.tx.clone(), self.wake.clone());
-        let started = std::thread::Builder::new()
-            .name(format!("aicut-{name}"))
-            .spawn(move || {
-                let _ = tx.send(job());
-                wake();
-            });
-        if let Err(e) = started {
-            tracing::error!(error = %e, "could not start a background thread");
-        }
+        self.inbox.spawn(name, job);
     }
 
     /// Decodes a file and prepares a display copy no larger than `max_side`.

@@ -139,6 +139,25 @@ fn softmax_rows(rows: &mut [f32], n: usize) {
     softmax_rows_portable(rows, n)
 }
 
+/// The f32 values a fused op reads: the tensor must be contiguous.
+fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
+        None => candle_core::bail!("a fused op needs contiguous tensors"),
+    }
+}
+
+/// The f32 values an in-place op overwrites: contiguous and f32.
+fn contiguous_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> Result<&'a mut [f32]> {
+    let Some((a, b)) = l.contiguous_offsets() else {
+        candle_core::bail!("a fused op needs contiguous tensors");
+    };
+    match s {
+        CpuStorage::F32(v) => Ok(&mut v[a..b]),
+        _ => candle_core::bail!("a fused op needs f32"),
+    }
+}
+
 /// Elements per rayon task for element-wise passes: large enough to amortise the task,
 /// small enough to stay in cache and to balance two to sixteen threads.
 const CHUNK: usize = 1 << 14;
@@ -205,15 +224,7 @@ impl InplaceOp2 for BiasAct {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("bias-act needs contiguous tensors");
-        };
-        let CpuStorage::F32(data) = s1 else {
-            candle_core::bail!("bias-act needs f32");
-        };
-        let data = &mut data[a0..a1];
-        let bias = &s2.as_slice::<f32>()?[b0..b1];
+        let (data, bias) = (contiguous_mut(s1, l1)?, contiguous(s2, l2)?);
         let (channels, act) = (bias.len(), self.act);
         if channels == 0 || data.len() % (channels * self.inner) != 0 {
             candle_core::bail!("bias of {channels} for {:?}", l1.shape());
@@ -276,14 +287,7 @@ impl InplaceOp2 for AddAct {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("add-act needs contiguous tensors");
-        };
-        let CpuStorage::F32(data) = s1 else {
-            candle_core::bail!("add-act needs f32");
-        };
-        let (data, other) = (&mut data[a0..a1], &s2.as_slice::<f32>()?[b0..b1]);
+        let (data, other) = (contiguous_mut(s1, l1)?, contiguous(s2, l2)?);
         if data.len() != other.len() {
             candle_core::bail!("add-act of {:?} and {:?}", l1.shape(), l2.shape());
         }
@@ -331,14 +335,7 @@ impl InplaceOp2 for ScaledBiasSoftmax {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("softmax needs contiguous tensors");
-        };
-        let CpuStorage::F32(data) = s1 else {
-            candle_core::bail!("softmax needs f32");
-        };
-        let (data, bias) = (&mut data[a0..a1], &s2.as_slice::<f32>()?[b0..b1]);
+        let (data, bias) = (contiguous_mut(s1, l1)?, contiguous(s2, l2)?);
         let n = *l1.dims().last().unwrap_or(&0);
         if n == 0 || bias.is_empty() || data.len() % bias.len() != 0 || bias.len() % n != 0 {
             candle_core::bail!("softmax of {:?} with bias {:?}", l1.shape(), l2.shape());
@@ -378,13 +375,6 @@ struct RelPosSoftmax {
     k_w: usize,
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
-        None => candle_core::bail!("a fused attention op needs contiguous tensors"),
-    }
-}
-
 impl InplaceOp3 for RelPosSoftmax {
     fn name(&self) -> &'static str {
         "rel-pos-softmax"
@@ -400,14 +390,8 @@ impl InplaceOp3 for RelPosSoftmax {
         l3: &Layout,
     ) -> Result<()> {
         let (rel_h, rel_w) = (contiguous(s2, l2)?, contiguous(s3, l3)?);
-        let Some((a0, a1)) = l1.contiguous_offsets() else {
-            candle_core::bail!("rel-pos-softmax needs contiguous scores");
-        };
-        let CpuStorage::F32(data) = s1 else {
-            candle_core::bail!("rel-pos-softmax needs f32");
-        };
+        let scores = contiguous_mut(s1, l1)?;
         let (k_h, k_w) = (self.k_h, self.k_w);
-        let scores = &mut data[a0..a1];
         let queries = scores.len() / (k_h * k_w);
         if queries * k_h * k_w != scores.len()
             || rel_h.len() != queries * k_h
