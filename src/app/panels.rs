@@ -195,7 +195,8 @@ impl App {
                 ui.separator();
                 ui.label(format!("{:.0} %", open.view.zoom * 100.0));
                 ui.separator();
-                ui.label(format!("{} dots", open.doc.dots().len()));
+                let n = open.doc.dots().len();
+                ui.label(format!("{n} dot{}", if n == 1 { "" } else { "s" }));
             }
             if let Some([x, y]) = self.canvas.cursor_px {
                 ui.separator();
