@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use aicut::engine::local::Prepared;
 use aicut::engine::sam::{EncoderConfig, SamImage, SamModel, synthetic};
 use aicut::engine::{Dot, Prompt};
 use candle_core::IndexOp;
@@ -294,6 +295,49 @@ fn sam_vit_b_matches_the_reference() {
 #[test]
 fn a_vit_h_shaped_encoder_matches_the_reference() {
     check_variant("vit_h_2", EncoderConfig::vit(1280, 2, 16, &[1]));
+}
+
+/// SAM's multimask output is offered as candidates, the chosen mask first; choosing one
+/// makes it the answer and the mask prompt of the next click, and choosing the first back
+/// gives the reference's chain again.
+#[test]
+fn candidates_are_the_multimask_outputs_and_a_choice_feeds_the_next_click() {
+    let reference = reference();
+    let case = (reference.cases.iter())
+        .find(|c| c.variant == "mobile" && c.case == "small")
+        .expect("the fixture's small MobileSAM case");
+    let model =
+        Arc::new(SamModel::build(EncoderConfig::TinyVit, synthetic::var_builder()).unwrap());
+    let image = model.prepare_image(&picture(case)).unwrap();
+    let first = prompt(&case.steps[0].clicks);
+    let offered = image.candidates(&first).unwrap();
+    assert_eq!(offered.len(), 3, "three masks for one click");
+    assert!(
+        offered[0] == image.predict(&first).unwrap().mask,
+        "the answer first"
+    );
+    assert!(
+        offered[1] != offered[0],
+        "a runner-up differs from the answer"
+    );
+
+    image.choose(&first, 1).unwrap();
+    assert!(
+        image.segment(&first).unwrap() == offered[1],
+        "the choice is the answer"
+    );
+    let second = prompt(&case.steps[1].clicks);
+    let refined = image.predict(&second).unwrap();
+    let moved = (refined.iou[0] as f64 - case.steps[1].iou_predictions[0]).abs();
+    assert!(
+        moved > SAME_INPUT.iou,
+        "the next click refines the choice (IoU moved {moved})"
+    );
+
+    image.choose(&first, 0).unwrap();
+    check_step(case, &image, 2, &case.steps[1], SAME_INPUT);
+    let never = image.choose(&first, 3).unwrap_err();
+    assert_eq!(never.http_status(), 400, "{never}");
 }
 
 /// Checkpoints as `torch.save` writes them (a zip pickle of an OrderedDict state dict with

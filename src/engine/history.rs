@@ -92,9 +92,12 @@ impl<S> PromptHistory<S> {
     }
 
     /// Stores `answer` for `prompt`, replacing an earlier answer to the same prompt (the
-    /// user chose another candidate): later clicks refine the new one.
+    /// user chose another candidate): later clicks refine the new one. Answers that were
+    /// built on the old one (its prompt plus more dots, e.g. before an undo) go with it.
     pub fn replace(&mut self, prompt: &Prompt, answer: S) {
-        self.answered.retain(|(p, _)| p != prompt);
+        self.answered.retain(|(p, _)| {
+            !(p.green.starts_with(&prompt.green) && p.red.starts_with(&prompt.red))
+        });
         self.remember(prompt.clone(), Arc::new(answer));
     }
 
@@ -175,6 +178,10 @@ mod tests {
         history.replace(&first, "chosen".to_string());
         let b = history.answer(&prompt(&[1.0, 5.0], &[]), trace(&mut calls));
         assert_eq!(b.unwrap().unwrap().as_str(), "chosen+5");
+        // Undo to the first dot, choose again: the answer built on the old choice goes.
+        history.replace(&first, "again".to_string());
+        let c = history.answer(&prompt(&[1.0, 5.0], &[]), trace(&mut calls));
+        assert_eq!(c.unwrap().unwrap().as_str(), "again+5");
         let _ = history.answer(&prompt(&[7.0], &[]), trace(&mut calls));
         // Only two answers are kept: the replaced first one is gone.
         assert!(history.lookup(&first).is_none());

@@ -11,7 +11,7 @@
 //! - `checkpoint`: reading published checkpoint files, recognising the architecture.
 //! - `model`: the network.
 //! - `preprocess` / `postprocess`: into and out of the encoder's 1024 frame.
-//! - `refine`: the chain of clicks and the logits each fed to the next.
+//! - `refine`: one answered click of the chain (the chain is `engine::history`).
 //! - `synthetic`: reproducible weights and scenes shared with the reference script.
 
 pub mod checkpoint;
@@ -25,17 +25,18 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use candle_core::{Device, IndexOp, Tensor};
+use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
 use image::RgbImage;
 
 use super::embedding_cache::{self, CacheKey, EmbeddingCache};
+use super::history::PromptHistory;
 use super::local::{LocalEngine, Model, Prepared};
 use super::store::StoreConfig;
 use super::{AlphaMask, Dot, EngineError, Prompt};
 pub use model::EncoderConfig;
 use model::Sam;
-use refine::History;
+use refine::Step;
 
 /// The environment variable that names a default model file (read by the command line).
 pub const MODEL_ENV: &str = "AICUT_SAM_MODEL";
@@ -149,7 +150,8 @@ impl SamModel {
             encoder_size,
             full,
             model: self.clone(),
-            history: Mutex::new(History::default()),
+            history: Mutex::new(PromptHistory::new(refine::KEEP)),
+            offered: Mutex::new(None),
         })
     }
 }
@@ -236,7 +238,9 @@ pub struct SamImage {
     /// The photo's full size, the mask's size.
     full: (u32, u32),
     model: Arc<SamModel>,
-    history: Mutex<History>,
+    history: Mutex<PromptHistory<Step>>,
+    /// The last candidates offered: their prompt and, in offered order, the mask indices.
+    offered: Mutex<Option<(Prompt, Vec<usize>)>>,
 }
 
 /// The decoder's answer to a prompt, before and after upscaling.
@@ -292,22 +296,41 @@ impl SamImage {
 
     /// The decoder's answer for every dot so far, refining the answer to the dots before.
     pub fn predict(&self, prompt: &Prompt) -> Result<Prediction, EngineError> {
-        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        let step = history.answer(prompt, |clicks, mask_input| {
-            Ok(refine::Step::choose(self.decode(clicks, mask_input)?))
-        })?;
-        let chosen: Vec<f32> = step
-            .low_res
-            .i(step.best)
-            .and_then(|t| t.flatten_all())
-            .and_then(|t| t.to_vec1())
-            .map_err(engine_err("reading the mask"))?;
+        let step = self.answer(prompt)?;
         Ok(Prediction {
+            mask: self.full_mask(&step, step.best)?,
             low_res: step.low_res.clone(),
             iou: step.iou.clone(),
             best: step.best,
-            mask: postprocess::alpha_mask(&chosen, self.encoder_size, self.full),
         })
+    }
+
+    /// The answered step for `prompt`, running the decoder for each click not yet answered
+    /// with the parent's chosen logits as its mask prompt.
+    fn answer(&self, prompt: &Prompt) -> Result<Arc<Step>, EngineError> {
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let answered = history.answer(prompt, |so_far, _click, parent| {
+            let clicks: Vec<(Dot, bool)> = (so_far.green.iter().map(|d| (*d, true)))
+                .chain(so_far.red.iter().map(|d| (*d, false)))
+                .collect();
+            let mask_input = parent.map(Step::chosen).transpose()?;
+            Ok(Step::choose(self.decode(&clicks, mask_input.as_ref())?))
+        });
+        answered.unwrap_or_else(|| {
+            Err(EngineError::BadRequest(
+                "a prompt needs at least one dot".into(),
+            ))
+        })
+    }
+
+    /// Mask `index` of a step at the photo's full resolution, anti-aliased.
+    fn full_mask(&self, step: &Step, index: usize) -> Result<AlphaMask, EngineError> {
+        let logits = step.logits(index)?;
+        Ok(postprocess::alpha_mask(
+            &logits,
+            self.encoder_size,
+            self.full,
+        ))
     }
 }
 
@@ -337,8 +360,49 @@ impl Prepared for SamImage {
         Ok(self.predict(prompt)?.mask)
     }
 
+    /// The decoder's masks for the prompt's last click, the chosen one first: three for a
+    /// first click (SAM's multimask output), one for a refining click.
+    fn candidates(&self, prompt: &Prompt) -> Result<Vec<AlphaMask>, EngineError> {
+        if prompt.green.is_empty() {
+            return Ok(vec![self.segment(prompt)?]);
+        }
+        let step = self.answer(prompt)?;
+        let order = step.ranked();
+        let masks = order
+            .iter()
+            .map(|&i| self.full_mask(&step, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        *self.offered.lock().unwrap_or_else(|e| e.into_inner()) = Some((prompt.clone(), order));
+        Ok(masks)
+    }
+
+    /// The chosen mask becomes the answer, and the logits later clicks refine.
+    fn choose(&self, prompt: &Prompt, index: usize) -> Result<(), EngineError> {
+        let offered = self.offered.lock().unwrap_or_else(|e| e.into_inner());
+        let mask = match offered.as_ref() {
+            Some((p, order)) if p == prompt && index < order.len() => order[index],
+            _ if index == 0 => return Ok(()),
+            _ => {
+                return Err(EngineError::BadRequest(format!(
+                    "no candidate {index} was offered for these dots"
+                )));
+            }
+        };
+        drop(offered);
+        let step = self.answer(prompt)?;
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(prompt, step.with_best(mask));
+        Ok(())
+    }
+
     fn heap_bytes(&self) -> usize {
-        let history = self.history.lock().map_or(0, |h| h.heap_bytes());
+        let history = self.history.lock().map_or(0, |h| {
+            h.answers()
+                .map(|(p, s)| s.heap_bytes(p.green.len() + p.red.len()))
+                .sum()
+        });
         self.embeddings.elem_count() * 4 + self.decoder.heap_bytes() + history + 64
     }
 }
