@@ -6,7 +6,7 @@
 //! base URL: never to the `output_url` host, never into logs or error messages.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -58,6 +58,44 @@ pub struct RemoteEngine {
     downloads: reqwest::Client,
     /// The size of each session's image, to check masks against.
     sizes: Mutex<HashMap<SessionId, (u32, u32)>>,
+    uploads: UploadKeys,
+}
+
+/// The `Idempotency-Key` of each upload not yet answered. A retry of the same image (the
+/// same `LoadedImage`) after a lost answer sends the same key, so the service charges it
+/// once; once answered, opening the image again is a new upload with a new key.
+#[derive(Default)]
+struct UploadKeys(Mutex<Vec<(Weak<LoadedImage>, String)>>);
+
+impl UploadKeys {
+    fn key_for(&self, image: &Arc<LoadedImage>) -> String {
+        let mut pending = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|(w, _)| w.strong_count() > 0);
+        if let Some((_, key)) = pending.iter().find(|(w, _)| is(w, image)) {
+            return key.clone();
+        }
+        let key = uuid::Uuid::new_v4().to_string();
+        pending.push((Arc::downgrade(image), key.clone()));
+        key
+    }
+
+    /// Forgets the key once the service has surely seen the upload or refused it; keeps it
+    /// when the answer may have been lost (network, server failure) or the call was only
+    /// turned away for now (rate limit), so the retry is recognised.
+    fn settle(&self, image: &Arc<LoadedImage>, result: &Result<SessionId, EngineError>) {
+        let retry_may_follow = matches!(
+            result,
+            Err(EngineError::Transport(_) | EngineError::RateLimited { .. })
+        );
+        if !retry_may_follow {
+            let mut pending = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            pending.retain(|(w, _)| !is(w, image));
+        }
+    }
+}
+
+fn is(weak: &Weak<LoadedImage>, image: &Arc<LoadedImage>) -> bool {
+    std::ptr::eq(weak.as_ptr(), Arc::as_ptr(image))
 }
 
 /// Makes ring the process-wide TLS provider (reqwest is built without a default one).
@@ -87,6 +125,7 @@ impl RemoteEngine {
                 ..config
             },
             sizes: Mutex::new(HashMap::new()),
+            uploads: UploadKeys::default(),
         })
     }
 
@@ -120,6 +159,44 @@ impl RemoteEngine {
             });
         }
         Ok(png.bytes().await.map_err(transport)?.to_vec())
+    }
+
+    /// One initialize call, with the upload's idempotency key.
+    async fn upload(
+        &self,
+        image: Arc<LoadedImage>,
+        idempotency_key: String,
+    ) -> Result<SessionId, EngineError> {
+        let key = self.key()?.to_string();
+        let img = image.clone();
+        let (bytes, file_name, mime) = tokio::task::spawn_blocking(move || img.upload_bytes())
+            .await
+            .map_err(|e| EngineError::Engine(e.to_string()))??;
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(file_name)
+            .mime_str(mime)
+            .map_err(|e| EngineError::Engine(e.to_string()))?;
+        let resp = self
+            .api
+            .post(self.url(wire::INITIALIZE_PATH))
+            .bearer_auth(key)
+            .header("Idempotency-Key", idempotency_key)
+            .multipart(reqwest::multipart::Form::new().part("image", part))
+            .send()
+            .await
+            .map_err(transport)?;
+        let body: InitializeResponse = json_or_error(resp).await?;
+        if body.unique_filename.is_empty() {
+            return Err(EngineError::Protocol(
+                "the service returned an empty session id".into(),
+            ));
+        }
+        let id = SessionId(body.unique_filename);
+        self.sizes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), (image.width(), image.height()));
+        Ok(id)
     }
 }
 
@@ -195,35 +272,10 @@ impl Engine for RemoteEngine {
     }
 
     async fn initialize(&self, image: Arc<LoadedImage>) -> Result<SessionId, EngineError> {
-        let key = self.key()?.to_string();
-        let img = image.clone();
-        let (bytes, file_name, mime) = tokio::task::spawn_blocking(move || img.upload_bytes())
-            .await
-            .map_err(|e| EngineError::Engine(e.to_string()))??;
-        let part = reqwest::multipart::Part::bytes(bytes)
-            .file_name(file_name)
-            .mime_str(mime)
-            .map_err(|e| EngineError::Engine(e.to_string()))?;
-        let resp = self
-            .api
-            .post(self.url(wire::INITIALIZE_PATH))
-            .bearer_auth(key)
-            .multipart(reqwest::multipart::Form::new().part("image", part))
-            .send()
-            .await
-            .map_err(transport)?;
-        let body: InitializeResponse = json_or_error(resp).await?;
-        if body.unique_filename.is_empty() {
-            return Err(EngineError::Protocol(
-                "the service returned an empty session id".into(),
-            ));
-        }
-        let id = SessionId(body.unique_filename);
-        self.sizes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), (image.width(), image.height()));
-        Ok(id)
+        let upload = self.uploads.key_for(&image);
+        let result = self.upload(image.clone(), upload).await;
+        self.uploads.settle(&image, &result);
+        result
     }
 
     async fn segment(

@@ -61,6 +61,9 @@ pub enum Fault {
     Malformed,
     /// Start a 200 answer and break the connection mid-body.
     DropConnection,
+    /// Handle the request (a charge, a session: its effects happen), then break the
+    /// connection instead of answering: an answer lost on the way back.
+    LoseAnswer,
 }
 
 /// Decides a fault for each request; `None` answers normally.
@@ -112,6 +115,10 @@ pub(super) async fn layer(State(hook): State<FaultHook>, req: Request, next: Nex
         }
         Some(Fault::Malformed) => (StatusCode::OK, "<html>surprise</html>").into_response(),
         Some(Fault::DropConnection) => broken_body(),
+        Some(Fault::LoseAnswer) => {
+            let _ = next.run(req).await;
+            broken_body()
+        }
     }
 }
 

@@ -4,9 +4,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aicut::engine::EngineError;
 use aicut::engine::builtin;
 use aicut::engine::store::StoreConfig;
-use aicut::server::{self, KeyPolicy, Route, RunningServer, ServeConfig};
+use aicut::imageio::LoadedImage;
+use aicut::server::{self, Fault, KeyPolicy, Route, RunningServer, ServeConfig};
+use image::DynamicImage;
 
 use crate::common::exif_with_orientation;
 use crate::harness::*;
@@ -117,4 +120,49 @@ async fn reoriented_images_are_uploaded_as_the_pixels_the_user_sees() {
         .await
         .unwrap();
     assert_eq!(mask.dimensions(), (160, 120));
+}
+
+/// An initialize whose answer is lost on the way back is retried with the same
+/// `Idempotency-Key`, so the service charges it once; the next image is a new upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_upload_after_a_lost_answer_is_charged_once() {
+    let seen = Seen::default();
+    let config = ServeConfig {
+        credits: Some(1),
+        faults: Some(hook(&seen, |route, _, nth| {
+            (route == Route::Initialize && nth == 1).then_some(Fault::LoseAnswer)
+        })),
+        ..Default::default()
+    };
+    let server = serve("127.0.0.1:0".parse().unwrap(), config).await;
+    let client = remote(&server.url(), KEY, TIMEOUT);
+    let scene = || {
+        let (img, _, _) = crate::common::blob_scene(160, 120);
+        Arc::new(LoadedImage::from_pixels(
+            "s.png",
+            DynamicImage::ImageRgb8(img).to_rgba8(),
+        ))
+    };
+    let photo = scene();
+    let lost = client.initialize(photo.clone()).await.unwrap_err();
+    assert!(matches!(lost, EngineError::Transport(_)), "{lost:?}");
+    // The only credit was spent on the lost call: a second charge would be 402.
+    let session = client.initialize(photo.clone()).await.unwrap();
+    client
+        .segment(&session, &prompt(80.0, 60.0), 1)
+        .await
+        .unwrap();
+    let other = client.initialize(scene()).await.unwrap_err();
+    assert!(
+        matches!(other, EngineError::InsufficientCredits(_)),
+        "{other:?}"
+    );
+
+    let keys: Vec<String> = (seen.all().iter())
+        .filter(|c| c.route == Route::Initialize)
+        .map(|c| c.headers["idempotency-key"].to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys.len(), 3);
+    assert_eq!(keys[0], keys[1], "the retry sends the same key");
+    assert_ne!(keys[1], keys[2], "another image gets its own key");
 }
