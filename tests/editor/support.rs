@@ -59,6 +59,7 @@ pub fn options(save_to: Option<PathBuf>, engine: Option<Arc<dyn Engine>>) -> Opt
 pub fn options_with(dialogs: Arc<TestDialogs>, engine: Option<Arc<dyn Engine>>) -> Options {
     Options {
         image: None,
+        batch: Vec::new(),
         dialogs,
         engine: engine.map(|e| (e, WorkerPolicy::default())),
         key_file: None,
