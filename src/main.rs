@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 /// Point-based cut-outs: left-click to include, right-click to exclude, save a PNG with a
 /// transparent background.
 ///
-/// With no subcommand, opens the editor: on IMAGE if one is given; several images, or a
+/// With no subcommand, opens the editor: one image opens alone; several images, or a
 /// folder, open as a batch (PageDown/PageUp move through it).
 #[derive(Parser, Debug)]
 #[command(name = "aicut", version, about, long_about)]

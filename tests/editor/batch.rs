@@ -1,7 +1,6 @@
 //! Batches: several files at once; PageDown/PageUp keep each image's dots; the dots go
 //! to sidecar files on Save project; Save writes each cut-out into one folder.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use aicut::app::dots::DotKind;
@@ -9,18 +8,11 @@ use egui::{Key, Modifiers, PointerButton};
 
 use crate::support::*;
 
-fn showing(a: &aicut::app::App, path: &Path) -> bool {
-    !a.is_loading() && a.image().is_some_and(|i| i.path.as_deref() == Some(path))
-}
-
 #[test]
 fn page_down_and_up_move_through_the_batch_and_each_image_keeps_its_dots() {
     let dir = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let paths: Vec<_> = ["a.png", "b.png", "c.png"]
-        .iter()
-        .map(|n| write_scene(dir.path(), n, 240, 180).canonicalize().unwrap())
-        .collect();
+    let paths = scenes(dir.path(), &["a.png", "b.png", "c.png"], 240, 180);
     let mut h = harness(1.0, options(Some(out.path().to_path_buf()), None));
     for p in &paths {
         h.input_mut()
@@ -97,12 +89,7 @@ fn page_down_and_up_move_through_the_batch_and_each_image_keeps_its_dots() {
 #[test]
 fn a_reopened_folder_brings_back_the_dots_of_its_sidecars() {
     let dir = tempfile::tempdir().unwrap();
-    let a = write_scene(dir.path(), "a.png", 240, 180)
-        .canonicalize()
-        .unwrap();
-    let b = write_scene(dir.path(), "b.png", 240, 180)
-        .canonicalize()
-        .unwrap();
+    let [a, b] = <[_; 2]>::try_from(scenes(dir.path(), &["a.png", "b.png"], 240, 180)).unwrap();
     std::fs::write(
         dir.path().join("a.png.aicut.json"),
         r#"{"image":"a.png","dots":[{"keep":true,"x":120,"y":90},{"keep":false,"x":5,"y":6}]}"#,
@@ -129,12 +116,7 @@ fn a_reopened_folder_brings_back_the_dots_of_its_sidecars() {
 fn several_command_line_files_or_a_folder_open_as_a_batch() {
     use egui_kittest::kittest::Queryable;
     let dir = tempfile::tempdir().unwrap();
-    let a = write_scene(dir.path(), "a.png", 240, 180)
-        .canonicalize()
-        .unwrap();
-    let b = write_scene(dir.path(), "b.png", 240, 180)
-        .canonicalize()
-        .unwrap();
+    let [a, b] = <[_; 2]>::try_from(scenes(dir.path(), &["a.png", "b.png"], 240, 180)).unwrap();
     let (image, batch) = aicut::app::start_paths(vec![a.clone(), b.clone()]);
     assert_eq!(image, None);
     let mut opts = options(None, None);

@@ -2,7 +2,6 @@
 //! document as it was: a decode that never ends (a named pipe nobody writes yet), an
 //! engine whose preparation never ends, and a batch save cancelled before it writes.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -132,10 +131,6 @@ fn cancelling_the_engines_preparation_stops_it_keeps_the_dots_and_retry_prepares
     wait_until(&mut h, "the kept dot's result", |a| {
         a.shown_mask().is_some()
     });
-}
-
-fn showing(a: &App, path: &Path) -> bool {
-    !a.is_loading() && a.image().is_some_and(|i| i.path.as_deref() == Some(path))
 }
 
 #[test]

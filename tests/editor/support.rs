@@ -135,6 +135,19 @@ pub fn write_scene(dir: &Path, name: &str, w: u32, h: u32) -> PathBuf {
     path
 }
 
+/// Generated scenes named `names` in `dir`, by their canonical paths (as a batch lists them).
+pub fn scenes(dir: &Path, names: &[&str], w: u32, h: u32) -> Vec<PathBuf> {
+    names
+        .iter()
+        .map(|n| write_scene(dir, n, w, h).canonicalize().unwrap())
+        .collect()
+}
+
+/// `path` is decoded and shown.
+pub fn showing(a: &App, path: &Path) -> bool {
+    !a.is_loading() && a.image().is_some_and(|i| i.path.as_deref() == Some(path))
+}
+
 /// Steps until `cond` holds, stepping again each time background work reports; fails
 /// when it does not hold within a generous deadline.
 pub fn wait_until(h: &mut Harness<'static, App>, what: &str, cond: impl Fn(&App) -> bool) {
