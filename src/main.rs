@@ -9,12 +9,13 @@ use clap::{Parser, Subcommand};
 /// Point-based cut-outs: left-click to include, right-click to exclude, save a PNG with a
 /// transparent background.
 ///
-/// With no subcommand, opens the editor (on IMAGE if given).
+/// With no subcommand, opens the editor: one image opens alone; several images, or a
+/// folder, open as a batch (PageDown/PageUp move through it).
 #[derive(Parser, Debug)]
 #[command(name = "aicut", version, about, long_about)]
 struct Cli {
-    /// An image to open in the editor.
-    image: Option<PathBuf>,
+    /// Images (or a folder) to open in the editor.
+    images: Vec<PathBuf>,
 
     #[command(subcommand)]
     command: Option<Command>,
@@ -64,7 +65,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
-        None => aicut::app::run(cli.image),
+        None => aicut::app::run(cli.images),
         Some(Command::Cut(args)) => aicut::cli::cut::run(args),
         Some(Command::Bench(args)) => aicut::cli::bench::run(args),
         Some(Command::Serve(args)) => aicut::cli::serve::run(args),

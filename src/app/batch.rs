@@ -1,7 +1,8 @@
 //! Batches: a folder or several files opened at once. PageDown and PageUp move through
 //! them; each image keeps its dots (with their undo history) while the app runs, and in a
 //! sidecar file beside it (`photo.jpg.aicut.json`) when the user saves the project
-//! (Ctrl+Shift+S), read back when the folder is opened again. Save writes each cut-out
+//! (Ctrl+Shift+S), read back when the folder is opened again. A single photo saves and
+//! gets back its dots the same way, through the same sidecar. Save writes each cut-out
 //! into one chosen folder, named after its source, without asking again. Listing the
 //! folder, reading and writing sidecars and the folder dialog run off the UI thread.
 
@@ -84,7 +85,8 @@ pub fn sidecar_path(image: &Path) -> PathBuf {
     image.with_file_name(name)
 }
 
-fn read_sidecar(image: &Path) -> Vec<PlacedDot> {
+/// The dots of `image`'s sidecar; none when it has no (readable) sidecar.
+pub(super) fn read_sidecar(image: &Path) -> Vec<PlacedDot> {
     let Ok(text) = std::fs::read_to_string(sidecar_path(image)) else {
         return Vec::new();
     };
@@ -220,7 +222,11 @@ impl App {
                     }
                 }
                 Report::ProjectSaved(Ok(n)) => {
-                    self.toast(format!("Saved the dots of {n} images beside them"), false)
+                    let s = if n == 1 { "" } else { "s" };
+                    self.toast(
+                        format!("Saved the dots of {n} image{s} beside it{s}"),
+                        false,
+                    )
                 }
                 Report::ProjectSaved(Err(e)) => self.toast(format!("{e}."), true),
             }
@@ -344,14 +350,12 @@ impl App {
         }
     }
 
-    /// Ctrl+Shift+S: writes every batch image's dots to its sidecar, off the UI thread.
+    /// Ctrl+Shift+S: writes every batch image's dots to its sidecar (or the single open
+    /// photo's), off the UI thread.
     pub(super) fn save_project(&mut self) {
         self.stash_dots();
         let Some(b) = self.tools.batches.batch.as_ref() else {
-            return self.toast(
-                "Save project keeps the dots of a batch: open a folder first (Ctrl+Shift+O).",
-                true,
-            );
+            return self.save_single_project();
         };
         let work: Vec<(PathBuf, Vec<PlacedDot>)> = b
             .items
@@ -369,6 +373,59 @@ impl App {
                 .map(|()| n);
             Report::ProjectSaved(result)
         });
+    }
+
+    /// Save project for a photo opened alone: its dots go to its sidecar.
+    fn save_single_project(&mut self) {
+        let open = self.open.as_ref();
+        let Some(path) = open.and_then(|o| o.doc.image().path.clone()) else {
+            return self.toast(
+                "Save project keeps the dots beside the photo: open a photo file first.",
+                true,
+            );
+        };
+        let dots = open.map(|o| o.doc.dots().to_vec()).unwrap_or_default();
+        self.tools
+            .batches
+            .spawn(move || Report::ProjectSaved(write_sidecar(&path, &dots).map(|()| 1)));
+    }
+
+    /// A photo opened alone (not in the batch) gets back the dots of its sidecar.
+    pub(super) fn sidecar_opened(&mut self, path: Option<&Path>, mut dots: Vec<PlacedDot>) {
+        // A hand-edited sidecar may name pixels the photo does not have.
+        let [w, h] = self.open.as_ref().map_or([0, 0], |o| o.doc.size());
+        dots.retain(|d| d.x < w && d.y < h);
+        let in_batch = self
+            .tools
+            .batches
+            .batch
+            .as_ref()
+            .is_some_and(|b| path.is_some_and(|p| b.position(p).is_some()));
+        if in_batch || dots.is_empty() {
+            return;
+        }
+        let mut history = DotHistory::default();
+        history.add_all(&dots);
+        if let Some(open) = self.open.as_mut() {
+            open.doc.restore(history);
+            self.engine.send(Command::Prompt(open.doc.prompt()));
+        }
+        let n = dots.len();
+        let s = if n == 1 { "" } else { "s" };
+        self.toast(
+            format!("Restored {n} dot{s} from the photo's project file"),
+            false,
+        );
+    }
+
+    /// An open in the batch was cancelled: the current item is the image still shown.
+    pub(super) fn batch_back_to_shown(&mut self) {
+        let shown = self.open.as_ref().and_then(|o| o.doc.image().path.clone());
+        if let (Some(b), Some(p)) = (self.tools.batches.batch.as_mut(), shown)
+            && let Some(i) = b.position(&p)
+        {
+            b.index = i;
+        }
     }
 
     /// "Batch 3 of 12, 2 done, 10 to go" for the status bar.

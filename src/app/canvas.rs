@@ -3,7 +3,7 @@
 //! while files are dragged over the window. Pointer input becomes actions (see
 //! [`super::input`]) applied before drawing; the drawing functions only read state.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use egui::{
     Align2, Color32, CornerRadius, FontId, Painter, Pos2, Rect, Sense, Shape, Stroke, StrokeKind,
@@ -37,9 +37,7 @@ impl App {
             self.canvas(ui, rect);
             Vec::new()
         };
-        if let Some(path) = &self.files.loading {
-            opening_note(ui, rect, path);
-        }
+        // A file being opened shows in the progress panel, with Cancel (`super::progress`).
         drop_overlay(ui, rect);
         out
     }
@@ -228,19 +226,6 @@ fn segmenting_note(ui: &mut Ui, canvas: Rect) {
     child.horizontal(|ui| {
         ui.spinner();
         ui.label("Segmenting...");
-    });
-}
-
-/// A file is being decoded: its name with a spinner, over whatever is shown.
-fn opening_note(ui: &mut Ui, canvas: Rect, path: &Path) {
-    let name = crate::imageio::display_name(path);
-    let r = Rect::from_center_size(canvas.center(), vec2(320.0, 60.0));
-    ui.painter_at(canvas)
-        .rect_filled(r, 8.0, Color32::from_black_alpha(200));
-    let mut child = ui.new_child(egui::UiBuilder::new().max_rect(r.shrink(12.0)));
-    child.horizontal_centered(|ui| {
-        ui.spinner();
-        ui.label(format!("Opening {name}..."));
     });
 }
 

@@ -241,7 +241,11 @@ fn paste(board: &mut dyn ClipboardBackend, max_side: usize) -> Result<Pasted, St
             .ok_or("The image on the clipboard is malformed")?;
         let display = display_copy(&pixels, max_side);
         let image = Arc::new(LoadedImage::from_pixels("pasted.png", pixels));
-        return Ok(Pasted::Image(Decoded { image, display }));
+        return Ok(Pasted::Image(Decoded {
+            image,
+            display,
+            dots: Vec::new(),
+        }));
     }
     if let Some(file) = board.get_files().ok().and_then(|f| f.into_iter().next()) {
         return Ok(Pasted::File(file));

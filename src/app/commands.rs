@@ -8,8 +8,10 @@ use egui::Pos2;
 
 use super::App;
 use super::document::DotEdit;
+use super::engine_link::SessionState;
 use super::input::DotDrag;
 use super::messages::BannerAction;
+use super::progress::Work;
 use super::settings::{SaveOptions, ViewMode};
 use super::tools::ToolAction;
 use super::view::View;
@@ -55,6 +57,8 @@ pub(crate) enum Action {
     CloseToast(usize),
     /// Hover preview, strokes, candidates, batches (see [`super::tools`]).
     Tool(ToolAction),
+    /// Stop long work (see [`super::progress`]).
+    Cancel(Work),
 }
 
 /// How the open image is shown, and dots picked up to move: not changes to the dots
@@ -137,6 +141,7 @@ impl App {
             Action::CloseToast(_) => {}
             Action::Canvas(action) => self.canvas_action(action),
             Action::Tool(action) => self.tool_action(action),
+            Action::Cancel(work) => self.cancel(work),
         }
     }
 
@@ -192,6 +197,9 @@ impl App {
 
     fn banner_action(&mut self, action: BannerAction) {
         match action {
+            BannerAction::Retry if matches!(self.engine.session, SessionState::Cancelled) => {
+                self.prepare_again()
+            }
             BannerAction::Retry => self.engine.send(Command::Retry),
             BannerAction::NewSession => self.engine.send(Command::Reinitialize),
             BannerAction::Settings => {

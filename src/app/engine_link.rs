@@ -20,6 +20,8 @@ pub enum SessionState {
     Ready,
     Expired,
     Failed(String),
+    /// The user cancelled preparing the image; Retry starts again.
+    Cancelled,
 }
 
 /// The worker and what it last said.
@@ -123,7 +125,9 @@ fn event_image(ev: &Event) -> u64 {
 impl App {
     /// Takes in one report from the worker; reports about an earlier image are dropped.
     pub(super) fn worker_event(&mut self, ev: Event) {
-        if event_image(&ev) != self.engine.worker_image {
+        // After a cancel the worker closed the image: what it still says about it is moot.
+        let cancelled = matches!(self.engine.session, SessionState::Cancelled);
+        if event_image(&ev) != self.engine.worker_image || cancelled {
             return;
         }
         match ev {

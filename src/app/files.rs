@@ -2,6 +2,8 @@
 //! them and takes in their results; no file work happens on it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use crate::imageio;
@@ -12,17 +14,22 @@ use super::engine_link::SessionState;
 use super::messages::BannerAction;
 use super::panels::PathEntry;
 use super::pictures::Pictures;
-use super::tasks::{Decoded, LayerImage, SaveJob, TaskResult, Tasks};
+use super::tasks::{Decoded, LayerImage, SAVE_CANCELLED, SaveJob, TaskResult, Tasks};
 use super::{App, OpenImage};
 
 /// Background file work and where it stands.
 pub(crate) struct FileWork {
     pub tasks: Tasks,
-    /// Counts the opens started, so that a decode a later open superseded is dropped.
-    open_gen: u64,
-    /// The file being decoded.
+    /// Counts the opens started, so that a decode a later open superseded (or Cancel
+    /// abandoned) is dropped.
+    pub open_gen: u64,
+    /// The file being decoded, and since when.
     pub loading: Option<PathBuf>,
+    pub loading_since: Option<Instant>,
     pub saving: bool,
+    /// Since when the running save runs, and its stop flag (see [`SaveJob::cancel`]).
+    pub saving_since: Option<Instant>,
+    pub save_cancel: Option<Arc<AtomicBool>>,
     pub last_saved: Option<PathBuf>,
     /// The image given on the command line, opened on the first frame, when the GPU's
     /// texture limit is known.
@@ -35,7 +42,10 @@ impl FileWork {
             tasks,
             open_gen: 0,
             loading: None,
+            loading_since: None,
             saving: false,
+            saving_since: None,
+            save_cancel: None,
             last_saved: None,
             open_on_start,
         }
@@ -48,6 +58,7 @@ impl App {
         let files = &mut self.files;
         files.open_gen += 1;
         files.loading = Some(path.clone());
+        files.loading_since = Some(Instant::now());
         let max_side = self.ctx.input(|i| i.max_texture_side).clamp(256, 16384);
         files.tasks.decode(files.open_gen, path, max_side);
     }
@@ -120,6 +131,9 @@ impl App {
             Err(e) => return self.toast(e, true),
         };
         self.files.saving = true;
+        self.files.saving_since = Some(Instant::now());
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.files.save_cancel = Some(cancel.clone());
         let image = open.doc.image().clone();
         let job = SaveJob {
             image,
@@ -127,6 +141,7 @@ impl App {
             path,
             format,
             options: options.export_options(),
+            cancel,
         };
         self.files.tasks.save(job);
     }
@@ -144,6 +159,7 @@ impl App {
                 result,
             } if generation == self.files.open_gen => {
                 self.files.loading = None;
+                self.files.loading_since = None;
                 match result {
                     Ok(decoded) => self.decoded(generation, Some(&path), decoded),
                     Err(e) => {
@@ -199,6 +215,7 @@ impl App {
     pub(super) fn paste(&mut self) {
         self.files.open_gen += 1;
         self.files.loading = Some(PathBuf::from("the clipboard"));
+        self.files.loading_since = Some(Instant::now());
         let max_side = self.ctx.input(|i| i.max_texture_side).clamp(256, 16384);
         let generation = self.files.open_gen;
         self.files.tasks.clipboard.paste(generation, max_side);
@@ -212,6 +229,7 @@ impl App {
             ClipboardResult::Copied(Err(e)) => self.toast(format!("{e}."), true),
             ClipboardResult::Pasted { generation, result } if generation == self.files.open_gen => {
                 self.files.loading = None;
+                self.files.loading_since = None;
                 match result {
                     Ok(Pasted::Image(decoded)) => self.decoded(generation, None, decoded),
                     Ok(Pasted::File(path)) => self.open_path(path),
@@ -243,6 +261,7 @@ impl App {
         self.engine.open(decoded.image);
         self.engine.session = SessionState::Initializing(Instant::now());
         self.tools_opened(path);
+        self.sidecar_opened(path, decoded.dots);
     }
 
     fn layer_built(&mut self, l: LayerImage) {
@@ -262,11 +281,16 @@ impl App {
 
     fn saved(&mut self, path: PathBuf, result: Result<(), String>) {
         self.files.saving = false;
+        self.files.saving_since = None;
+        self.files.save_cancel = None;
         self.batch_saved(result.is_ok());
         match result {
             Ok(()) => {
                 self.toast(format!("Saved the cut-out to {}", path.display()), false);
                 self.files.last_saved = Some(path);
+            }
+            Err(e) if e == SAVE_CANCELLED => {
+                self.toast("Save cancelled: nothing was written", false)
             }
             Err(e) => self.toast(e, true),
         }

@@ -50,8 +50,9 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ),
     (
         "Ctrl+Shift+S",
-        "save the project: each batch image's dots beside it (.aicut.json)",
+        "save the project: the dots beside each photo (.aicut.json), read back on open",
     ),
+    ("Esc", "cancel long work: opening, preparing, saving"),
     ("Ctrl+C", "copy the cut-out, with transparency"),
     ("Ctrl+V", "open the image on the clipboard"),
     ("F1 or ?", "show or hide this help"),

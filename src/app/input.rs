@@ -139,6 +139,9 @@ pub(crate) struct PointerInput {
     pub hover: Option<Pos2>,
     /// Where the pointer is while it presses, drags or has just clicked.
     pub pointer: Option<Pos2>,
+    /// Where the button of a click went down: the dot goes there, even when the pointer
+    /// moved a little (less than a drag) before the release, in the same frame or not.
+    pub click_at: Option<Pos2>,
     /// Where the button that is down went down.
     pub press_origin: Option<Pos2>,
     /// Vertical wheel points and the pinch factor (1.0: none).
@@ -161,6 +164,7 @@ impl Default for PointerInput {
         PointerInput {
             hover: None,
             pointer: None,
+            click_at: None,
             press_origin: None,
             scroll: 0.0,
             pinch: 1.0,
@@ -189,9 +193,11 @@ impl PointerInput {
                 origin,
             )
         });
+        let pointer = response.interact_pointer_pos();
         PointerInput {
             hover: response.hover_pos(),
-            pointer: response.interact_pointer_pos(),
+            pointer,
+            click_at: press_position(ctx, press_origin).or(pointer),
             press_origin,
             scroll,
             pinch,
@@ -209,6 +215,27 @@ impl PointerInput {
     /// Middle drag, or Space + drag.
     pub fn panning(&self) -> bool {
         self.dragged_middle || (self.space && self.dragged_primary)
+    }
+}
+
+/// Where the latest press went down: this frame's press event, or the press origin egui
+/// reported while the button was down (remembered, as egui forgets it on release).
+fn press_position(ctx: &egui::Context, origin: Option<Pos2>) -> Option<Pos2> {
+    let id = egui::Id::unique("aicut-press-position");
+    let this_frame = ctx.input(|i| {
+        i.events.iter().rev().find_map(|e| match e {
+            egui::Event::PointerButton {
+                pos, pressed: true, ..
+            } => Some(*pos),
+            _ => None,
+        })
+    });
+    match this_frame.or(origin) {
+        Some(p) => {
+            ctx.data_mut(|d| d.insert_temp(id, p));
+            Some(p)
+        }
+        None => ctx.data(|d| d.get_temp(id)),
     }
 }
 
@@ -278,7 +305,7 @@ pub(crate) fn dot_editing(
         (input.clicked_primary, DotKind::Green),
         (input.clicked_secondary, DotKind::Red),
     ] {
-        let Some(p) = input.pointer.filter(|_| clicked && !input.space) else {
+        let Some(p) = input.click_at.filter(|_| clicked && !input.space) else {
             continue;
         };
         let edit = if input.modifiers.alt || input.modifiers.command {
@@ -327,6 +354,7 @@ mod tests {
         PointerInput {
             hover: Some(at),
             pointer: Some(at),
+            click_at: Some(at),
             clicked_primary: primary,
             clicked_secondary: !primary,
             ..PointerInput::default()

@@ -29,6 +29,7 @@ mod messages;
 mod outline;
 mod panels;
 mod pictures;
+mod progress;
 mod settings;
 mod stroke;
 pub mod tasks;
@@ -70,7 +71,10 @@ pub use settings::{SaveOptions, Settings, ViewMode};
 
 /// How the editor starts; tests replace the dialogs, the engine and the key file.
 pub struct Options {
+    /// A file to open alone.
     pub image: Option<PathBuf>,
+    /// Files and folders to open as a batch (see [`start_paths`]).
+    pub batch: Vec<PathBuf>,
     pub dialogs: Arc<dyn FileDialogs>,
     /// Use this engine, with this worker policy, whatever the settings say (tests).
     pub engine: Option<(Arc<dyn Engine>, WorkerPolicy)>,
@@ -83,10 +87,13 @@ pub struct Options {
 }
 
 impl Options {
-    /// The desktop app: native dialogs, the key in the user's config folder.
-    pub fn desktop(image: Option<PathBuf>) -> Self {
+    /// The desktop app on the command line's paths: native dialogs, the key in the
+    /// user's config folder.
+    pub fn desktop(paths: Vec<PathBuf>) -> Self {
+        let (image, batch) = start_paths(paths);
         Options {
             image,
+            batch,
             dialogs: Arc::new(NativeDialogs),
             engine: None,
             key_file: tasks::key_file(),
@@ -96,8 +103,9 @@ impl Options {
     }
 }
 
-/// Opens the editor window; returns when it is closed.
-pub fn run(image: Option<PathBuf>) -> Result<(), String> {
+/// Opens the editor window on `paths`; returns when it is closed. One file opens alone;
+/// several files, or a folder, open as a batch (the desktop entry's `Exec=aicut %F`).
+pub fn run(paths: Vec<PathBuf>) -> Result<(), String> {
     return_big_buffers_to_the_os();
     let mut viewport = egui::ViewportBuilder::default()
         .with_title("aicut")
@@ -116,23 +124,21 @@ pub fn run(image: Option<PathBuf>) -> Result<(), String> {
         clipboard_shortcuts: false,
         ..Default::default()
     };
-    // A folder opens as a batch (checked here, before the window's first frame).
-    let (image, folder) = match image {
-        Some(p) if p.is_dir() => (None, Some(p)),
-        other => (other, None),
-    };
     eframe::run_native(
         "aicut",
         options,
-        Box::new(move |cc| {
-            let mut app = App::new(cc, Options::desktop(image));
-            if let Some(dir) = folder {
-                app.open_batch(vec![dir]);
-            }
-            Ok(Box::new(app))
-        }),
+        Box::new(move |cc| Ok(Box::new(App::new(cc, Options::desktop(paths))))),
     )
     .map_err(|e| format!("the editor window could not open: {e}"))
+}
+
+/// The command line's paths: one file to open alone, or a batch (several paths, or a
+/// folder; a folder is checked here, before the window's first frame).
+pub fn start_paths(mut paths: Vec<PathBuf>) -> (Option<PathBuf>, Vec<PathBuf>) {
+    if paths.len() == 1 && !paths[0].is_dir() {
+        return (paths.pop(), Vec::new());
+    }
+    (None, paths)
 }
 
 /// glibc raises its mmap threshold each time a large block is freed, so after the first
@@ -218,7 +224,7 @@ impl App {
         let wake = waker(&ctx);
         let (engine, problem) =
             EngineLink::start(options.engine, &settings, &api_key.value, wake.clone());
-        App {
+        let mut app = App {
             windows: Windows::new(SettingsDraft::new(&settings, &api_key.value)),
             settings,
             api_key,
@@ -241,7 +247,11 @@ impl App {
             },
             frame_stats: FrameStats::from_env(),
             ctx,
+        };
+        if !options.batch.is_empty() {
+            app.open_batch(options.batch);
         }
+        app
     }
 
     /// Wakes the UI when background work reports.
@@ -383,7 +393,8 @@ impl App {
 
     /// Dropped files and keyboard shortcuts.
     fn keyboard_and_drops(&self, ctx: &egui::Context) -> Vec<Action> {
-        let mut out = tools::keys(ctx);
+        let mut out = self.cancel_keys(ctx);
+        out.extend(tools::keys(ctx));
         out.extend(input::dropped_file(ctx));
         let target = self.open.as_ref().map(|o| KeyTarget {
             view: &o.view,
@@ -423,6 +434,8 @@ impl eframe::App for App {
             .inner;
         self.apply_all(actions);
         let actions = self.windows(&ctx);
+        self.apply_all(actions);
+        let actions = self.progress_panel(&ctx);
         self.apply_all(actions);
         let now = Instant::now();
         if let Some(next) = self.messages.expire(now) {

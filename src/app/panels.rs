@@ -269,6 +269,7 @@ fn session_label(ui: &mut Ui, session: &SessionState, progress: Option<f32>) {
         SessionState::Ready => ui.label("Ready"),
         SessionState::Expired => ui.colored_label(Color32::YELLOW, "Session expired"),
         SessionState::Failed(e) => ui.colored_label(Color32::LIGHT_RED, format!("Error: {e}")),
+        SessionState::Cancelled => ui.colored_label(Color32::YELLOW, "Cancelled"),
     };
 }
 

@@ -6,6 +6,7 @@
 use super::inbox::Inbox;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use egui::{Color32, ColorImage};
@@ -15,6 +16,7 @@ use crate::engine::AlphaMask;
 use crate::imageio::{self, DecodeLimits, LoadedImage};
 
 use super::clipboard::{ClipboardLink, ClipboardOpener, ClipboardResult};
+use super::dots::PlacedDot;
 use super::pictures::LayerJob;
 
 /// Native file dialogs, behind a trait so tests (and machines without a desktop portal)
@@ -113,6 +115,8 @@ impl FileDialogs for NativeDialogs {
 pub struct Decoded {
     pub image: Arc<LoadedImage>,
     pub display: ColorImage,
+    /// The dots of the file's sidecar (see [`super::batch::sidecar_path`]), read with it.
+    pub dots: Vec<PlacedDot>,
 }
 
 /// Which picture a view mode draws for a mask. Only the one the current view needs is
@@ -205,6 +209,7 @@ impl Tasks {
                     Decoded {
                         image: Arc::new(img),
                         display,
+                        dots: super::batch::read_sidecar(&path),
                     }
                 });
             // The absolute path for the recent-files list, resolved here, off the UI thread.
@@ -275,11 +280,23 @@ pub struct SaveJob {
     pub path: PathBuf,
     pub format: imageio::ExportFormat,
     pub options: imageio::ExportOptions,
+    /// Set by Cancel: the job stops before it writes (encoding is the long part).
+    pub cancel: Arc<AtomicBool>,
 }
+
+/// The error of a save stopped by Cancel before anything was written.
+pub const SAVE_CANCELLED: &str = "cancelled";
 
 impl SaveJob {
     fn run(&self) -> Result<(), String> {
+        let cancelled = || self.cancel.load(Ordering::SeqCst);
+        if cancelled() {
+            return Err(SAVE_CANCELLED.into());
+        }
         let bytes = imageio::export_cutout(&self.image, &self.mask, self.format, self.options)?;
+        if cancelled() {
+            return Err(SAVE_CANCELLED.into());
+        }
         let protected: Vec<&Path> = self.image.path.as_deref().into_iter().collect();
         imageio::save_atomic(&self.path, &bytes, &protected).map_err(|e| e.to_string())
     }

@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::common::blob_scene;
+use crate::wrapped::{Hooks, Wrapped};
 
 /// How long a test may wait for anything, in real time, before it fails instead of hanging.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -63,10 +64,12 @@ impl Backend {
 
     /// The AI Cut client for this server, making its calls on the backend.
     pub fn remote(&self, key: &str, timeout: Duration) -> Arc<dyn Engine> {
-        Arc::new(OnBackend {
-            inner: remote(&self.url(), key, timeout),
-            runtime: self.handle(),
-        })
+        Wrapped::new(
+            remote(&self.url(), key, timeout),
+            OnBackend {
+                runtime: self.handle(),
+            },
+        )
     }
 
     /// Starts a worker on the test's runtime.
@@ -139,7 +142,6 @@ impl<T> Drop for Call<T> {
 
 /// An engine whose calls run on another runtime.
 struct OnBackend {
-    inner: Arc<dyn Engine>,
     runtime: Handle,
 }
 
@@ -157,29 +159,42 @@ impl OnBackend {
 }
 
 #[async_trait]
-impl Engine for OnBackend {
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-
-    async fn initialize(&self, image: Arc<LoadedImage>) -> Result<SessionId, EngineError> {
-        let inner = self.inner.clone();
+impl Hooks for OnBackend {
+    async fn initialize(
+        &self,
+        inner: &Arc<dyn Engine>,
+        image: Arc<LoadedImage>,
+    ) -> Result<SessionId, EngineError> {
+        let inner = inner.clone();
         self.run(async move { inner.initialize(image).await }).await
     }
 
     async fn segment(
         &self,
+        inner: &Arc<dyn Engine>,
         session: &SessionId,
         prompt: &Prompt,
         number: u64,
     ) -> Result<AlphaMask, EngineError> {
-        let (inner, session, prompt) = (self.inner.clone(), session.clone(), prompt.clone());
+        let (inner, session, prompt) = (inner.clone(), session.clone(), prompt.clone());
         self.run(async move { inner.segment(&session, &prompt, number).await })
             .await
     }
 
-    async fn close(&self, session: &SessionId) {
-        let (inner, session) = (self.inner.clone(), session.clone());
+    async fn candidates(
+        &self,
+        inner: &Arc<dyn Engine>,
+        session: &SessionId,
+        prompt: &Prompt,
+        number: u64,
+    ) -> Result<Vec<AlphaMask>, EngineError> {
+        let (inner, session, prompt) = (inner.clone(), session.clone(), prompt.clone());
+        self.run(async move { inner.candidates(&session, &prompt, number).await })
+            .await
+    }
+
+    async fn close(&self, inner: &Arc<dyn Engine>, session: &SessionId) {
+        let (inner, session) = (inner.clone(), session.clone());
         let _ = self
             .run(async move {
                 inner.close(&session).await;
@@ -277,7 +292,6 @@ pub fn recorder(seen: &Seen) -> Option<FaultHook> {
 
 /// Wraps an engine to count its segment calls: started, in flight at once, cancelled.
 pub struct Calls {
-    inner: Arc<dyn Engine>,
     stats: Mutex<CallStats>,
     changed: Notify,
 }
@@ -292,12 +306,14 @@ pub struct CallStats {
 }
 
 impl Calls {
-    pub fn new(inner: Arc<dyn Engine>) -> Arc<Calls> {
-        Arc::new(Calls {
+    pub fn new(inner: Arc<dyn Engine>) -> Arc<Wrapped<Calls>> {
+        Wrapped::new(
             inner,
-            stats: Mutex::default(),
-            changed: Notify::new(),
-        })
+            Calls {
+                stats: Mutex::default(),
+                changed: Notify::new(),
+            },
+        )
     }
 
     pub fn stats(&self) -> CallStats {
@@ -327,17 +343,10 @@ impl Drop for Tracked<'_> {
 }
 
 #[async_trait]
-impl Engine for Calls {
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-
-    async fn initialize(&self, image: Arc<LoadedImage>) -> Result<SessionId, EngineError> {
-        self.inner.initialize(image).await
-    }
-
+impl Hooks for Calls {
     async fn segment(
         &self,
+        inner: &Arc<dyn Engine>,
         session: &SessionId,
         prompt: &Prompt,
         number: u64,
@@ -351,7 +360,7 @@ impl Engine for Calls {
             calls: self,
             finished: false,
         };
-        let result = self.inner.segment(session, prompt, number).await;
+        let result = inner.segment(session, prompt, number).await;
         tracked.finished = true;
         result
     }

@@ -9,3 +9,5 @@ mod common;
 mod harness;
 mod remote;
 mod worker;
+#[path = "../common/wrapped.rs"]
+mod wrapped;

@@ -1,7 +1,6 @@
 //! Batches: several files at once; PageDown/PageUp keep each image's dots; the dots go
 //! to sidecar files on Save project; Save writes each cut-out into one folder.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use aicut::app::dots::DotKind;
@@ -9,18 +8,11 @@ use egui::{Key, Modifiers, PointerButton};
 
 use crate::support::*;
 
-fn showing(a: &aicut::app::App, path: &Path) -> bool {
-    !a.is_loading() && a.image().is_some_and(|i| i.path.as_deref() == Some(path))
-}
-
 #[test]
 fn page_down_and_up_move_through_the_batch_and_each_image_keeps_its_dots() {
     let dir = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let paths: Vec<_> = ["a.png", "b.png", "c.png"]
-        .iter()
-        .map(|n| write_scene(dir.path(), n, 240, 180).canonicalize().unwrap())
-        .collect();
+    let paths = scenes(dir.path(), &["a.png", "b.png", "c.png"], 240, 180);
     let mut h = harness(1.0, options(Some(out.path().to_path_buf()), None));
     for p in &paths {
         h.input_mut()
@@ -97,12 +89,7 @@ fn page_down_and_up_move_through_the_batch_and_each_image_keeps_its_dots() {
 #[test]
 fn a_reopened_folder_brings_back_the_dots_of_its_sidecars() {
     let dir = tempfile::tempdir().unwrap();
-    let a = write_scene(dir.path(), "a.png", 240, 180)
-        .canonicalize()
-        .unwrap();
-    let b = write_scene(dir.path(), "b.png", 240, 180)
-        .canonicalize()
-        .unwrap();
+    let [a, b] = <[_; 2]>::try_from(scenes(dir.path(), &["a.png", "b.png"], 240, 180)).unwrap();
     std::fs::write(
         dir.path().join("a.png.aicut.json"),
         r#"{"image":"a.png","dots":[{"keep":true,"x":120,"y":90},{"keep":false,"x":5,"y":6}]}"#,
@@ -120,5 +107,64 @@ fn a_reopened_folder_brings_back_the_dots_of_its_sidecars() {
         h.state().dots(),
         &[dot(DotKind::Green, 120, 90), dot(DotKind::Red, 5, 6)]
     );
+    wait_until(&mut h, "its result", |x| x.shown_mask().is_some());
+}
+
+/// The command line's paths as `aicut a.png b.png` (the desktop entry's `%F`) and
+/// `aicut folder/` give them: a batch, with its status line.
+#[test]
+fn several_command_line_files_or_a_folder_open_as_a_batch() {
+    use egui_kittest::kittest::Queryable;
+    let dir = tempfile::tempdir().unwrap();
+    let [a, b] = <[_; 2]>::try_from(scenes(dir.path(), &["a.png", "b.png"], 240, 180)).unwrap();
+    let (image, batch) = aicut::app::start_paths(vec![a.clone(), b.clone()]);
+    assert_eq!(image, None);
+    let mut opts = options(None, None);
+    (opts.image, opts.batch) = (image, batch);
+    let mut h = harness(1.0, opts);
+    wait_until(&mut h, "the first file", |x| showing(x, &a));
+    assert_eq!(h.state().batch().unwrap().0, [a.clone(), b.clone()]);
+    h.step();
+    assert!(
+        h.query_by_label_contains("Batch 1 of 2: 0 done, 2 to go")
+            .is_some()
+    );
+
+    let (image, batch) = aicut::app::start_paths(vec![dir.path().to_path_buf()]);
+    assert_eq!(image, None);
+    let mut opts = options(None, None);
+    (opts.image, opts.batch) = (image, batch);
+    let mut h = harness(1.0, opts);
+    wait_until(&mut h, "the folder's first image", |x| showing(x, &a));
+    assert_eq!(h.state().batch().unwrap().0, [a.clone(), b]);
+
+    // One file opens alone.
+    let (image, batch) = aicut::app::start_paths(vec![a.clone()]);
+    assert_eq!((image, batch.len()), (Some(a), 0));
+}
+
+/// A photo opened alone saves its dots to the same sidecar a batch uses, and gets them
+/// back when it is opened again.
+#[test]
+fn a_single_photos_dots_go_to_its_sidecar_and_come_back_when_it_is_opened_again() {
+    let (dir, path, mut h) = opened_scene(1.0, options(None, None), 240, 180);
+    assert!(h.state().batch().is_none());
+    for (x, y, b) in [
+        (120, 90, PointerButton::Primary),
+        (10, 12, PointerButton::Secondary),
+    ] {
+        let p = pixel_centre(&h, x, y);
+        click(&mut h, p, b, Modifiers::NONE);
+    }
+    let placed = h.state().dots().to_vec();
+    h.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, Key::S);
+    let sidecar = dir.path().join("scene.png.aicut.json");
+    wait_until(&mut h, "the sidecar", |_| sidecar.is_file());
+    let text = std::fs::read_to_string(&sidecar).unwrap();
+    assert!(text.contains("\"image\": \"scene.png\""), "{text}");
+
+    let mut h = harness(1.0, options(None, None));
+    open(&mut h, &path);
+    assert_eq!(h.state().dots(), &placed[..]);
     wait_until(&mut h, "its result", |x| x.shown_mask().is_some());
 }

@@ -9,11 +9,11 @@ use egui::{Key, Modifiers, PointerButton};
 use egui_kittest::kittest::Queryable;
 
 use crate::support::*;
+use crate::wrapped::{Hooks, Wrapped};
 
 /// The built-in engine's answer first, then two others: the left half and the top half
 /// of the image. Records the choice made.
 struct ThreeAnswers {
-    inner: Arc<dyn Engine>,
     size: Mutex<(u32, u32)>,
     chosen: AtomicUsize,
 }
@@ -26,33 +26,36 @@ fn half(w: u32, h: u32, left: bool) -> AlphaMask {
 }
 
 #[async_trait::async_trait]
-impl Engine for ThreeAnswers {
-    fn name(&self) -> String {
+impl Hooks for ThreeAnswers {
+    fn name(&self, _inner: &Arc<dyn Engine>) -> String {
         "three answers".into()
     }
-    async fn initialize(&self, image: Arc<LoadedImage>) -> Result<SessionId, EngineError> {
-        *self.size.lock().unwrap() = (image.width(), image.height());
-        self.inner.initialize(image).await
-    }
-    async fn segment(
+    async fn initialize(
         &self,
-        session: &SessionId,
-        prompt: &Prompt,
-        n: u64,
-    ) -> Result<AlphaMask, EngineError> {
-        self.inner.segment(session, prompt, n).await
+        inner: &Arc<dyn Engine>,
+        image: Arc<LoadedImage>,
+    ) -> Result<SessionId, EngineError> {
+        *self.size.lock().unwrap() = (image.width(), image.height());
+        inner.initialize(image).await
     }
     async fn candidates(
         &self,
+        inner: &Arc<dyn Engine>,
         session: &SessionId,
         prompt: &Prompt,
         n: u64,
     ) -> Result<Vec<AlphaMask>, EngineError> {
         let (w, h) = *self.size.lock().unwrap();
-        let first = self.inner.segment(session, prompt, n).await?;
+        let first = inner.segment(session, prompt, n).await?;
         Ok(vec![first, half(w, h, true), half(w, h, false)])
     }
-    async fn choose(&self, _s: &SessionId, _p: &Prompt, index: usize) -> Result<(), EngineError> {
+    async fn choose(
+        &self,
+        _inner: &Arc<dyn Engine>,
+        _s: &SessionId,
+        _p: &Prompt,
+        index: usize,
+    ) -> Result<(), EngineError> {
         self.chosen.store(index, Ordering::SeqCst);
         Ok(())
     }
@@ -60,8 +63,7 @@ impl Engine for ThreeAnswers {
 
 #[test]
 fn tab_switches_the_overlay_among_the_engines_answers_without_a_click() {
-    let engine = Arc::new(ThreeAnswers {
-        inner: Arc::new(aicut::engine::builtin::engine(Default::default())),
+    let engine = Wrapped::builtin(ThreeAnswers {
         size: Mutex::new((0, 0)),
         chosen: AtomicUsize::new(usize::MAX),
     });

@@ -12,25 +12,23 @@ use egui_kittest::kittest::Queryable;
 
 use crate::common;
 use crate::support::*;
+use crate::wrapped::{Hooks, Wrapped};
 
 /// The built-in engine, but request 1 returns only after request 2 has returned.
 struct LateFirst {
-    inner: Arc<dyn Engine>,
     second_done: tokio::sync::Semaphore,
     started: AtomicU64,
     first_done: AtomicBool,
 }
 
 #[async_trait::async_trait]
-impl Engine for LateFirst {
-    fn name(&self) -> String {
+impl Hooks for LateFirst {
+    fn name(&self, _inner: &Arc<dyn Engine>) -> String {
         "late-first".into()
-    }
-    async fn initialize(&self, image: Arc<LoadedImage>) -> Result<SessionId, EngineError> {
-        self.inner.initialize(image).await
     }
     async fn segment(
         &self,
+        inner: &Arc<dyn Engine>,
         session: &SessionId,
         prompt: &Prompt,
         request_number: u64,
@@ -38,11 +36,11 @@ impl Engine for LateFirst {
         self.started.fetch_max(request_number, Ordering::SeqCst);
         if request_number == 1 {
             let _permit = self.second_done.acquire().await;
-            let r = self.inner.segment(session, prompt, request_number).await;
+            let r = inner.segment(session, prompt, request_number).await;
             self.first_done.store(true, Ordering::SeqCst);
             r
         } else {
-            let r = self.inner.segment(session, prompt, request_number).await;
+            let r = inner.segment(session, prompt, request_number).await;
             if request_number == 2 {
                 self.second_done.add_permits(1);
             }
@@ -55,8 +53,7 @@ impl Engine for LateFirst {
 fn an_older_result_arriving_after_a_newer_one_is_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_scene(dir.path(), "scene.png", 240, 180);
-    let engine = Arc::new(LateFirst {
-        inner: Arc::new(aicut::engine::builtin::engine(Default::default())),
+    let engine = Wrapped::builtin(LateFirst {
         second_done: tokio::sync::Semaphore::new(0),
         started: AtomicU64::new(0),
         first_done: AtomicBool::new(false),
@@ -92,16 +89,14 @@ fn an_older_result_arriving_after_a_newer_one_is_ignored() {
 /// The built-in engine, whose first segment call finds the session expired (404), or
 /// whose initialize is refused (401).
 struct Flaky {
-    inner: Arc<dyn Engine>,
     expire_next: AtomicBool,
     refuse_init: bool,
     inits: AtomicU64,
 }
 
 impl Flaky {
-    fn new(expire_next: bool, refuse_init: bool) -> Arc<Self> {
-        Arc::new(Flaky {
-            inner: Arc::new(aicut::engine::builtin::engine(Default::default())),
+    fn new(expire_next: bool, refuse_init: bool) -> Arc<Wrapped<Self>> {
+        Wrapped::builtin(Flaky {
             expire_next: AtomicBool::new(expire_next),
             refuse_init,
             inits: AtomicU64::new(0),
@@ -110,19 +105,24 @@ impl Flaky {
 }
 
 #[async_trait::async_trait]
-impl Engine for Flaky {
-    fn name(&self) -> String {
+impl Hooks for Flaky {
+    fn name(&self, _inner: &Arc<dyn Engine>) -> String {
         "flaky".into()
     }
-    async fn initialize(&self, image: Arc<LoadedImage>) -> Result<SessionId, EngineError> {
+    async fn initialize(
+        &self,
+        inner: &Arc<dyn Engine>,
+        image: Arc<LoadedImage>,
+    ) -> Result<SessionId, EngineError> {
         self.inits.fetch_add(1, Ordering::SeqCst);
         if self.refuse_init {
             return Err(EngineError::Unauthorized("invalid key".into()));
         }
-        self.inner.initialize(image).await
+        inner.initialize(image).await
     }
     async fn segment(
         &self,
+        inner: &Arc<dyn Engine>,
         session: &SessionId,
         prompt: &Prompt,
         request_number: u64,
@@ -130,7 +130,7 @@ impl Engine for Flaky {
         if self.expire_next.swap(false, Ordering::SeqCst) {
             return Err(EngineError::SessionNotFound("expired".into()));
         }
-        self.inner.segment(session, prompt, request_number).await
+        inner.segment(session, prompt, request_number).await
     }
 }
 

@@ -5,40 +5,36 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aicut::engine::{AlphaMask, Dot, Engine, EngineError, Prompt, SessionId};
-use aicut::imageio::LoadedImage;
 use egui::{Event, Key, Modifiers, PointerButton, vec2};
 use egui_kittest::kittest::Queryable;
 
 use crate::support::*;
+use crate::wrapped::{Hooks, Wrapped};
 
 /// The built-in engine, counting its segment calls.
 struct Counting {
-    inner: Arc<dyn Engine>,
     calls: AtomicU64,
 }
 
 #[async_trait::async_trait]
-impl Engine for Counting {
-    fn name(&self) -> String {
+impl Hooks for Counting {
+    fn name(&self, _inner: &Arc<dyn Engine>) -> String {
         "counting".into()
-    }
-    async fn initialize(&self, image: Arc<LoadedImage>) -> Result<SessionId, EngineError> {
-        self.inner.initialize(image).await
     }
     async fn segment(
         &self,
+        inner: &Arc<dyn Engine>,
         session: &SessionId,
         prompt: &Prompt,
         n: u64,
     ) -> Result<AlphaMask, EngineError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.segment(session, prompt, n).await
+        inner.segment(session, prompt, n).await
     }
 }
 
-fn counting() -> Arc<Counting> {
-    Arc::new(Counting {
-        inner: Arc::new(aicut::engine::builtin::engine(Default::default())),
+fn counting() -> Arc<Wrapped<Counting>> {
+    Wrapped::builtin(Counting {
         calls: AtomicU64::new(0),
     })
 }

@@ -8,6 +8,8 @@ mod common;
 #[path = "../common/model_server.rs"]
 mod model_server;
 mod support;
+#[path = "../common/wrapped.rs"]
+mod wrapped;
 
 mod batch;
 mod candidates;
@@ -20,5 +22,6 @@ mod hover;
 mod loupe;
 mod overlays;
 mod pointer;
+mod progress;
 mod strokes;
 mod views;

@@ -172,3 +172,39 @@ fn the_wheel_zooms_about_the_cursor_and_the_keys_zoom_out_and_fit() {
             .contains_rect(fit.image_rect([240, 180]))
     );
 }
+
+/// Press, a small move (less than a drag) and release: the dot lands where the button went
+/// down, whether it all comes in one frame or the release comes a frame later.
+#[test]
+fn a_click_that_moves_a_little_before_the_release_marks_the_pressed_pixel() {
+    let (_dir, _path, mut h) = opened_scene(1.0, options(None, None), 240, 180);
+    h.key_press(Key::Num1);
+    h.step();
+    let anchor = pixel_centre(&h, 60, 45);
+    h.state_mut().zoom_about(anchor, 4.0);
+    h.step();
+    let press_and_release =
+        |h: &mut egui_kittest::Harness<'static, aicut::app::App>, x: u32, y: u32, split: bool| {
+            let at = pixel_centre(h, x, y);
+            // 5 points at 400 %: a pixel and a bit to the right, still a click in egui.
+            let to = at + vec2(5.0, 0.0);
+            h.event(Event::PointerMoved(at));
+            let button = |pos, pressed| Event::PointerButton {
+                pos,
+                button: PointerButton::Primary,
+                pressed,
+                modifiers: Modifiers::NONE,
+            };
+            h.event(button(at, true));
+            if split {
+                h.step();
+            }
+            h.event(Event::PointerMoved(to));
+            h.event(button(to, false));
+            h.step();
+        };
+    press_and_release(&mut h, 60, 45, false);
+    assert_eq!(h.state().dots(), &[dot(DotKind::Green, 60, 45)]);
+    press_and_release(&mut h, 50, 40, true);
+    assert_eq!(h.state().dots()[1], dot(DotKind::Green, 50, 40));
+}

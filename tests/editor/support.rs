@@ -59,6 +59,7 @@ pub fn options(save_to: Option<PathBuf>, engine: Option<Arc<dyn Engine>>) -> Opt
 pub fn options_with(dialogs: Arc<TestDialogs>, engine: Option<Arc<dyn Engine>>) -> Options {
     Options {
         image: None,
+        batch: Vec::new(),
         dialogs,
         engine: engine.map(|e| (e, WorkerPolicy::default())),
         key_file: None,
@@ -132,6 +133,19 @@ pub fn write_scene(dir: &Path, name: &str, w: u32, h: u32) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, common::png_bytes(&img)).unwrap();
     path
+}
+
+/// Generated scenes named `names` in `dir`, by their canonical paths (as a batch lists them).
+pub fn scenes(dir: &Path, names: &[&str], w: u32, h: u32) -> Vec<PathBuf> {
+    names
+        .iter()
+        .map(|n| write_scene(dir, n, w, h).canonicalize().unwrap())
+        .collect()
+}
+
+/// `path` is decoded and shown.
+pub fn showing(a: &App, path: &Path) -> bool {
+    !a.is_loading() && a.image().is_some_and(|i| i.path.as_deref() == Some(path))
 }
 
 /// Steps until `cond` holds, stepping again each time background work reports; fails

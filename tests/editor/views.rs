@@ -61,6 +61,7 @@ fn f1_lists_every_key_and_gesture() {
         "PageDown / PageUp",
         "Ctrl+Shift+O",
         "Ctrl+Shift+S",
+        "Esc",
         "F1 or ?",
     ] {
         assert!(
