@@ -8,8 +8,9 @@ mod common;
 use std::process::Command;
 use std::sync::Arc;
 
+use aicut::engine::local::Abandoned;
 use aicut::engine::sam::{self, EncoderConfig, SamModel, synthetic};
-use aicut::engine::{Dot, Engine, Prompt};
+use aicut::engine::{Dot, Engine, EngineError, Prompt};
 use aicut::imageio::LoadedImage;
 use candle_core::{DType, Device};
 use common::*;
@@ -217,4 +218,32 @@ fn aicut_cut_runs_on_a_sam_model_file_and_asks_for_one_when_none_is_given() {
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--model"));
+}
+
+/// An encode whose caller gave up stops at the encoder's next stage.
+#[test]
+fn an_abandoned_encode_stops_early_with_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mobile_sam.safetensors");
+    write_random_mobile_sam(&file);
+    let model = Arc::new(SamModel::load(&file).unwrap());
+    let (img, _, _) = blob_scene(300, 200);
+    let abandoned = Abandoned::default();
+    let watcher = std::thread::spawn({
+        let (model, abandoned) = (model.clone(), abandoned.clone());
+        move || {
+            while model.encoding_progress().is_none() {
+                std::thread::yield_now();
+            }
+            abandoned.set();
+        }
+    });
+    let result = model.prepare_image_unless(&img, &abandoned);
+    watcher.join().unwrap();
+    assert!(
+        matches!(result, Err(EngineError::Cancelled)),
+        "{:?}",
+        result.err()
+    );
+    assert_eq!(model.encoding_progress(), None, "the encoder is idle again");
 }

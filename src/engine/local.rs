@@ -5,6 +5,7 @@
 //! engine and SAM-family models are both models; `LocalEngine` gives them the contract.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use image::RgbImage;
@@ -29,10 +30,40 @@ pub trait Prepared: Send + Sync {
     }
 }
 
+/// Set once nobody waits for a `prepare` any more (the image was closed or its opening
+/// cancelled): slow models look at it between steps and stop early.
+#[derive(Clone, Default)]
+pub struct Abandoned(Arc<AtomicBool>);
+
+impl Abandoned {
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Sets the flag when dropped: held by the call that waits, so dropping that call (the
+/// worker aborts it) tells the blocking thread to stop.
+struct SetWhenDropped(Abandoned);
+
+impl Drop for SetWhenDropped {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}
+
 /// A segmentation method that needs no server.
 pub trait Model: Send + Sync {
     fn name(&self) -> String;
-    fn prepare(&self, image: &RgbImage) -> Result<Box<dyn Prepared>, EngineError>;
+    /// The per-image work; may return [`EngineError::Cancelled`] once `abandoned` is set.
+    fn prepare(
+        &self,
+        image: &RgbImage,
+        abandoned: &Abandoned,
+    ) -> Result<Box<dyn Prepared>, EngineError>;
     /// The fraction of a running `prepare` done, for models slow enough to show it.
     fn progress(&self) -> Option<f32> {
         None
@@ -101,9 +132,11 @@ impl Engine for LocalEngine {
     async fn initialize(&self, image: Arc<LoadedImage>) -> Result<SessionId, EngineError> {
         let model = self.model.clone();
         let sessions = self.sessions.clone();
+        let abandoned = Abandoned::default();
+        let _waiting = SetWhenDropped(abandoned.clone());
         blocking(move || {
             let rgb = image.to_rgb();
-            let prepared = model.prepare(&rgb)?;
+            let prepared = model.prepare(&rgb, &abandoned)?;
             let bytes = prepared.heap_bytes() + image.heap_bytes();
             sessions.insert(LocalSession { image, prepared }, bytes)
         })
@@ -146,5 +179,67 @@ impl Engine for LocalEngine {
 
     fn session_bytes(&self, session: &SessionId) -> Option<usize> {
         self.sessions.bytes_of(session)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Mutex, mpsc};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// A model whose `prepare` runs until it is abandoned, then says so.
+    struct UntilAbandoned {
+        started: Mutex<mpsc::Sender<()>>,
+        saw_abandoned: Mutex<mpsc::Sender<bool>>,
+    }
+
+    impl Model for UntilAbandoned {
+        fn name(&self) -> String {
+            "slow".into()
+        }
+
+        fn prepare(
+            &self,
+            _image: &RgbImage,
+            abandoned: &Abandoned,
+        ) -> Result<Box<dyn Prepared>, EngineError> {
+            self.started.lock().unwrap().send(()).unwrap();
+            let give_up = Instant::now() + Duration::from_secs(60);
+            while !abandoned.is_set() && Instant::now() < give_up {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = self.saw_abandoned.lock().unwrap().send(abandoned.is_set());
+            Err(EngineError::Cancelled)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_an_initialize_tells_the_models_prepare_to_stop() {
+        let (started, on_start) = mpsc::channel();
+        let (saw, on_saw) = mpsc::channel();
+        let model = UntilAbandoned {
+            started: Mutex::new(started),
+            saw_abandoned: Mutex::new(saw),
+        };
+        let engine = Arc::new(LocalEngine::new(Arc::new(model), StoreConfig::default()));
+        let image = Arc::new(LoadedImage::from_pixels(
+            "x.png",
+            image::RgbaImage::new(8, 8),
+        ));
+        let task = tokio::spawn({
+            let engine = engine.clone();
+            async move { engine.initialize(image).await }
+        });
+        tokio::task::spawn_blocking(move || on_start.recv().unwrap())
+            .await
+            .unwrap();
+        task.abort();
+        let saw = tokio::task::spawn_blocking(move || on_saw.recv().unwrap());
+        assert!(
+            saw.await.unwrap(),
+            "prepare ran on after its caller was gone"
+        );
     }
 }

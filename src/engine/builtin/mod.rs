@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use image::RgbImage;
 
 use super::history::{Click, PromptHistory};
-use super::local::{LocalEngine, Model, Prepared};
+use super::local::{Abandoned, LocalEngine, Model, Prepared};
 use super::store::StoreConfig;
 use super::{AlphaMask, EngineError, Prompt};
 
@@ -32,7 +32,12 @@ impl Model for BuiltinModel {
         "built-in".into()
     }
 
-    fn prepare(&self, image: &RgbImage) -> Result<Box<dyn Prepared>, EngineError> {
+    /// Quick enough (a fraction of a second) not to look at `abandoned`.
+    fn prepare(
+        &self,
+        image: &RgbImage,
+        _abandoned: &Abandoned,
+    ) -> Result<Box<dyn Prepared>, EngineError> {
         Ok(Box::new(BuiltinPrepared {
             image: classic::PreparedImage::prepare(image),
             history: Mutex::new(PromptHistory::new(KEEP)),

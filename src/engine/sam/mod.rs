@@ -31,7 +31,7 @@ use image::RgbImage;
 
 use super::embedding_cache::{self, CacheKey, EmbeddingCache};
 use super::history::PromptHistory;
-use super::local::{LocalEngine, Model, Prepared};
+use super::local::{Abandoned, LocalEngine, Model, Prepared};
 use super::store::StoreConfig;
 use super::{AlphaMask, Dot, EngineError, Prompt};
 pub use model::EncoderConfig;
@@ -56,6 +56,8 @@ pub struct SamModel {
 }
 
 const IDLE: u32 = u32::MAX;
+/// The encoder's stop message when the caller gave up (never shown: it becomes `Cancelled`).
+const GAVE_UP: &str = "abandoned";
 
 impl SamModel {
     /// Loads a checkpoint. Slow for large models: call it off the UI thread.
@@ -112,6 +114,16 @@ impl SamModel {
 
     /// Runs the image encoder on a photo, or reads its output from the cache.
     pub fn prepare_image(self: &Arc<Self>, image: &RgbImage) -> Result<SamImage, EngineError> {
+        self.prepare_image_unless(image, &Abandoned::default())
+    }
+
+    /// [`Self::prepare_image`], stopping between the encoder's stages once `abandoned` is
+    /// set ([`EngineError::Cancelled`]).
+    pub fn prepare_image_unless(
+        self: &Arc<Self>,
+        image: &RgbImage,
+        abandoned: &Abandoned,
+    ) -> Result<SamImage, EngineError> {
         let full = image.dimensions();
         let encoder_size = preprocess::encoder_size(full.0, full.1);
         let key = self
@@ -124,8 +136,14 @@ impl SamModel {
                 Some(t) => t,
                 None => {
                     let small = preprocess::resize_for_encoder(image);
-                    let report = |f: f32| self.progress.store(f.to_bits(), Ordering::Relaxed);
-                    report(0.0);
+                    let report = |f: f32| {
+                        self.progress.store(f.to_bits(), Ordering::Relaxed);
+                        match abandoned.is_set() {
+                            true => Err(candle_core::Error::Msg(GAVE_UP.into())),
+                            false => Ok(()),
+                        }
+                    };
+                    report(0.0).map_err(|_| EngineError::Cancelled)?;
                     let t = self.sam.embed(
                         small.as_raw(),
                         encoder_size.0 as usize,
@@ -133,6 +151,9 @@ impl SamModel {
                         &report,
                     );
                     self.progress.store(IDLE, Ordering::Relaxed);
+                    if abandoned.is_set() {
+                        return Err(EngineError::Cancelled);
+                    }
                     let t = t.map_err(engine_err("running the image encoder"))?;
                     if let Some((cache, key)) = &key {
                         store(cache, key, &t);
@@ -342,8 +363,12 @@ impl Model for SharedSam {
         self.0.label()
     }
 
-    fn prepare(&self, image: &RgbImage) -> Result<Box<dyn Prepared>, EngineError> {
-        Ok(Box::new(self.0.prepare_image(image)?))
+    fn prepare(
+        &self,
+        image: &RgbImage,
+        abandoned: &Abandoned,
+    ) -> Result<Box<dyn Prepared>, EngineError> {
+        Ok(Box::new(self.0.prepare_image_unless(image, abandoned)?))
     }
 
     fn progress(&self) -> Option<f32> {

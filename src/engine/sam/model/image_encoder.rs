@@ -392,8 +392,13 @@ impl ImageEncoderViT {
 }
 
 impl ImageEncoderViT {
-    /// The forward pass, reporting the fraction done after each block.
-    pub fn forward_with_progress(&self, xs: &Tensor, progress: &dyn Fn(f32)) -> Result<Tensor> {
+    /// The forward pass, reporting the fraction done after each block; an error from
+    /// `progress` (the caller gave up) stops it there.
+    pub fn forward_with_progress(
+        &self,
+        xs: &Tensor,
+        progress: &dyn Fn(f32) -> Result<()>,
+    ) -> Result<Tensor> {
         let steps = self.blocks.len() as f32 + 1.0;
         let xs = self.patch_embed.forward(xs)?;
         let mut xs = match &self.pos_embed {
@@ -402,7 +407,7 @@ impl ImageEncoderViT {
         };
         for (i, block) in self.blocks.iter().enumerate() {
             xs = block.forward(&xs)?;
-            progress((i as f32 + 1.0) / steps);
+            progress((i as f32 + 1.0) / steps)?;
         }
         xs.permute((0, 3, 1, 2))?
             .apply(&self.neck_conv1)?

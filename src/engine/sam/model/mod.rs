@@ -133,13 +133,13 @@ impl Sam {
 
     /// Image embeddings `(1, 256, 64, 64)` of an RGB image already resized so its long side
     /// is 1024 (`pixels` row-major, 3 bytes a pixel): normalise, pad, encode. `progress`
-    /// hears the fraction done as the encoder's stages finish.
+    /// hears the fraction done as the encoder's stages finish, and stops it with an error.
     pub fn embed(
         &self,
         pixels: &[u8],
         width: usize,
         height: usize,
-        progress: &dyn Fn(f32),
+        progress: &dyn Fn(f32) -> Result<()>,
     ) -> Result<Tensor> {
         if width > IMAGE_SIZE || height > IMAGE_SIZE || pixels.len() != width * height * 3 {
             candle_core::bail!("the encoder takes at most {IMAGE_SIZE}x{IMAGE_SIZE} RGB pixels");

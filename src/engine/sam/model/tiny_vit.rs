@@ -580,15 +580,20 @@ impl TinyViT {
 }
 
 impl TinyViT {
-    /// The forward pass, reporting the fraction done after each stage.
-    pub fn forward_with_progress(&self, xs: &Tensor, progress: &dyn Fn(f32)) -> Result<Tensor> {
+    /// The forward pass, reporting the fraction done after each stage; an error from
+    /// `progress` (the caller gave up) stops it there.
+    pub fn forward_with_progress(
+        &self,
+        xs: &Tensor,
+        progress: &dyn Fn(f32) -> Result<()>,
+    ) -> Result<Tensor> {
         let stages = self.layers.len() as f32 + 2.0;
         let xs = self.patch_embed.forward(xs)?;
         let mut xs = self.layer0.forward(&xs)?;
-        progress(1.0 / stages);
+        progress(1.0 / stages)?;
         for (i, layer) in self.layers.iter().enumerate() {
             xs = layer.forward(&xs)?;
-            progress((i as f32 + 2.0) / stages);
+            progress((i as f32 + 2.0) / stages)?;
         }
         let (b, _, c) = xs.dims3()?;
         xs.reshape((b, 64, 64, c))?
