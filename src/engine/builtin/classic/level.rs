@@ -53,9 +53,9 @@ const HOLD_MAX: f32 = 100.0;
 pub(super) struct Level {
     pub w: usize,
     pub h: usize,
-    grid: Grid,
+    pub(super) grid: Grid,
     /// Contrast-sensitive pairwise weight per arc (without lambda).
-    pair: Vec<f32>,
+    pub(super) pair: Vec<f32>,
     /// Geodesic step costs.
     metric: geodesic::Metric,
     quant: Quant,
@@ -312,7 +312,8 @@ impl Level {
                 .collect(),
         };
         pins.apply(&mut label);
-        // A window is a band whose outside (ring included) is pinned to background.
+        // A window is a band whose outside (ring included) is pinned to background; with
+        // a band as well, only the band's free pixels inside the window may change.
         let window_band = window.map(|win| {
             let free: Vec<bool> = (0..n)
                 .map(|p| {
@@ -323,12 +324,15 @@ impl Level {
             for (l, f) in label.iter_mut().zip(&free) {
                 *l &= *f as u8;
             }
-            free
+            match band {
+                Some(b) => free.iter().zip(b.free).map(|(&a, &b)| a && b).collect(),
+                None => free,
+            }
         });
-        let zeros = window.map(|_| vec![0u8; n]);
-        let band = match (&window_band, &zeros) {
-            (Some(free), Some(zeros)) => Some(Band {
-                labels: zeros,
+        let fixed = window.map(|_| label.clone());
+        let band = match (&window_band, &fixed) {
+            (Some(free), Some(fixed)) => Some(Band {
+                labels: fixed,
                 free,
             }),
             _ => band,
