@@ -53,9 +53,9 @@ const HOLD_MAX: f32 = 100.0;
 pub(super) struct Level {
     pub w: usize,
     pub h: usize,
-    grid: Grid,
+    pub(super) grid: Grid,
     /// Contrast-sensitive pairwise weight per arc (without lambda).
-    pair: Vec<f32>,
+    pub(super) pair: Vec<f32>,
     /// Geodesic step costs.
     metric: geodesic::Metric,
     quant: Quant,
@@ -287,6 +287,25 @@ impl Level {
         Hold { labels, cost }
     }
 
+    /// The pixels a solve inside `win` may change: a window is a band whose outside (ring
+    /// included) is pinned to background, so `label` is cleared there; with a `band` as
+    /// well, only the band's free pixels inside the window may change.
+    fn window_free(&self, win: Window, band: Option<Band>, label: &mut [u8]) -> Vec<bool> {
+        let free: Vec<bool> = (0..self.w * self.h)
+            .map(|p| {
+                let (x, y) = (p % self.w, p / self.w);
+                win.contains(x, y) && !win.on_ring(x, y)
+            })
+            .collect();
+        for (l, f) in label.iter_mut().zip(&free) {
+            *l &= *f as u8;
+        }
+        match band {
+            Some(b) => free.iter().zip(b.free).map(|(&a, &b)| a && b).collect(),
+            None => free,
+        }
+    }
+
     /// Graph-cut labelling (1 foreground, 0 background) at this level after `iters`
     /// rounds of colour models and cut. With a `band`, only its free pixels may change;
     /// with a `hold`, the previous answer is the starting point and a prior.
@@ -312,23 +331,11 @@ impl Level {
                 .collect(),
         };
         pins.apply(&mut label);
-        // A window is a band whose outside (ring included) is pinned to background.
-        let window_band = window.map(|win| {
-            let free: Vec<bool> = (0..n)
-                .map(|p| {
-                    let (x, y) = (p % self.w, p / self.w);
-                    win.contains(x, y) && !win.on_ring(x, y)
-                })
-                .collect();
-            for (l, f) in label.iter_mut().zip(&free) {
-                *l &= *f as u8;
-            }
-            free
-        });
-        let zeros = window.map(|_| vec![0u8; n]);
-        let band = match (&window_band, &zeros) {
-            (Some(free), Some(zeros)) => Some(Band {
-                labels: zeros,
+        let window_band = window.map(|win| self.window_free(win, band, &mut label));
+        let fixed = window.map(|_| label.clone());
+        let band = match (&window_band, &fixed) {
+            (Some(free), Some(fixed)) => Some(Band {
+                labels: fixed,
                 free,
             }),
             _ => band,

@@ -25,11 +25,11 @@ pub mod geodesic;
 pub mod gmm;
 mod level;
 pub mod maxflow;
+mod objects;
 pub mod refine;
 
 use image::{GrayImage, RgbImage};
-use level::{Band, Constraints, Level, Window};
-use rayon::prelude::*;
+use level::{Band, Constraints, Level};
 
 /// Long side of the working resolution.
 const MAX_SIDE: u32 = 360;
@@ -44,25 +44,6 @@ const LOCAL_R: usize = 3;
 /// `GROW_MIN` working pixels) a green correction may add to the selection.
 const GROW_REL: f32 = 1.0;
 const GROW_MIN: f32 = 12.0;
-
-/// Half-sides (working pixels at the full `MAX_SIDE` level) of the boxes around a first
-/// click in which a compact object is looked for, smallest first.
-const BOXES: [usize; 5] = [10, 20, 40, 80, 130];
-/// Graph-cut rounds of a box solve.
-const BOX_ITERS: usize = 2;
-/// A whole-image answer covering more of the image border than this is a colour region
-/// that ran off (a table, a wall, the sky), not an object.
-const FLOOD_BORDER: f32 = 0.1;
-/// A box answer is closed (the object fits the box) when at most this fraction of the
-/// pixels just inside the box's ring is selected.
-const CLOSED_EDGE: f32 = 0.03;
-/// A box answer smaller than this (working pixels, about 0.1% of the picture) is only
-/// the click, not an object.
-const MIN_OBJECT: usize = 100;
-/// Candidates this similar (IoU) to a better one are not offered again.
-const SAME_CANDIDATE: f32 = 0.9;
-/// How many candidates a first click offers at most.
-const MAX_CANDIDATES: usize = 3;
 
 /// A click on top of an earlier answer: the working-resolution labels it corrects.
 #[derive(Clone, Copy)]
@@ -162,119 +143,6 @@ impl PreparedImage {
         out
     }
 
-    /// The answers to a first click, best first: the whole-image cut, unless it ran off
-    /// into a large colour region; then the cut inside the largest box around the click
-    /// that stays clear of the box's edge wins (the most context for the colour models
-    /// while still an object, not a region), if it holds more than the click. The others
-    /// follow as runner-ups. `all` computes the runner-ups even when the whole-image cut
-    /// wins.
-    pub fn first_click(&self, green: &[[f32; 2]], red: &[[f32; 2]], all: bool) -> Vec<Vec<u8>> {
-        let whole = self.labels(green, red, None);
-        let n = whole.len();
-        if n == 0 || green.len() != 1 {
-            return vec![whole];
-        }
-        let flood = self.looks_like_flood(&whole);
-        if !flood && !all {
-            return vec![whole];
-        }
-        let full = (self.full.width() as f32, self.full.height() as f32);
-        let f = &self.fine;
-        let Some(&click) = f.pixels_near(green, full.0, full.1, 0.5).first() else {
-            return vec![whole];
-        };
-        let scale = f.w.max(f.h) as f32 / MAX_SIDE as f32;
-        let mut windows: Vec<Window> = BOXES
-            .iter()
-            .map(|&half| {
-                let r = ((half as f32 * scale).round() as usize).max(3);
-                Window::around(click % f.w, click / f.w, r, f.w, f.h)
-            })
-            .collect();
-        windows.dedup();
-        let solve_in = |win: Window| {
-            let constraints = Constraints {
-                window: Some(win),
-                ..Default::default()
-            };
-            (win, f.solve(green, red, full, constraints, BOX_ITERS))
-        };
-        let is_object = |(win, l): &(Window, Vec<u8>)| {
-            self.is_closed(l, *win) && l.iter().filter(|&&v| v == 1).count() >= MIN_OBJECT
-        };
-        // Largest first: the winner is the largest box that holds an object, so without
-        // `all` the work stops there.
-        windows.reverse();
-        let boxes: Vec<(Window, Vec<u8>)> = if all {
-            windows.into_par_iter().map(solve_in).collect()
-        } else {
-            let mut boxes = Vec::new();
-            for win in windows {
-                let solved = solve_in(win);
-                let found = is_object(&solved);
-                boxes.push(solved);
-                if found {
-                    break;
-                }
-            }
-            boxes
-        };
-        let mut ranked: Vec<Vec<u8>> = Vec::new();
-        let closed_boxes = boxes.into_iter().filter(is_object).map(|(_, l)| l);
-        if flood {
-            ranked.extend(closed_boxes);
-            ranked.push(whole);
-        } else {
-            ranked.push(whole);
-            ranked.extend(closed_boxes);
-        }
-        let mut out: Vec<Vec<u8>> = Vec::new();
-        for c in ranked {
-            if out.len() < MAX_CANDIDATES && out.iter().all(|o| iou(o, &c) < SAME_CANDIDATE) {
-                out.push(c);
-            }
-        }
-        out
-    }
-
-    /// Whether whole-image `labels` look like a colour region that ran off rather than
-    /// an object: they cover much of the image border.
-    fn looks_like_flood(&self, labels: &[u8]) -> bool {
-        let f = &self.fine;
-        let border: Vec<usize> = (0..f.w * f.h)
-            .filter(|&p| {
-                let (x, y) = (p % f.w, p / f.w);
-                x == 0 || y == 0 || x + 1 == f.w || y + 1 == f.h
-            })
-            .collect();
-        let on_border =
-            border.iter().filter(|&&p| labels[p] == 1).count() as f32 / border.len().max(1) as f32;
-        on_border > FLOOD_BORDER
-    }
-
-    /// Whether a box answer stays clear of its box: few selected pixels just inside the
-    /// ring (where the box meets the image border, the object may touch it).
-    fn is_closed(&self, labels: &[u8], win: Window) -> bool {
-        let f = &self.fine;
-        let inner = Window {
-            x0: win.x0 + 1,
-            y0: win.y0 + 1,
-            x1: win.x1.saturating_sub(1),
-            y1: win.y1.saturating_sub(1),
-        };
-        let (mut edge, mut selected) = (0usize, 0usize);
-        for y in inner.y0..inner.y1 {
-            for x in inner.x0..inner.x1 {
-                let at_image_border = x == 1 || y == 1 || x + 2 == f.w || y + 2 == f.h;
-                if inner.on_ring(x, y) && !at_image_border {
-                    edge += 1;
-                    selected += labels[y * f.w + x] as usize;
-                }
-            }
-        }
-        edge > 0 && (selected as f32) <= CLOSED_EDGE * edge as f32
-    }
-
     /// Puts back every changed area that does not reach the corrected dot, then drops
     /// foreground no green dot reaches.
     fn keep_local_changes(
@@ -327,7 +195,7 @@ impl PreparedImage {
     }
 
     /// Nearest-neighbour upsample of coarse labels to the working resolution.
-    fn upsample_coarse(&self, coarse_labels: &[u8]) -> Vec<u8> {
+    pub(super) fn upsample_coarse(&self, coarse_labels: &[u8]) -> Vec<u8> {
         let (c, f) = (&self.coarse, &self.fine);
         let mut labels = vec![0u8; f.w * f.h];
         for y in 0..f.h {
@@ -342,7 +210,7 @@ impl PreparedImage {
 
     /// Working pixels the fine solve may change: within `BAND` px (Chebyshev) of a label
     /// change or of a click.
-    fn fine_band(
+    pub(super) fn fine_band(
         &self,
         labels: &[u8],
         green: &[[f32; 2]],
@@ -378,7 +246,7 @@ impl PreparedImage {
 }
 
 /// Intersection over union of two 0/1 labellings.
-fn iou(a: &[u8], b: &[u8]) -> f32 {
+pub(super) fn iou(a: &[u8], b: &[u8]) -> f32 {
     let (mut inter, mut union) = (0usize, 0usize);
     for (&x, &y) in a.iter().zip(b) {
         inter += (x & y) as usize;
