@@ -171,7 +171,7 @@ fn decontaminated_colours_match_the_true_foreground_not_the_old_background() {
     for (name, scene) in [("disc", soft_disc()), ("strands", strands())] {
         let selection = scene.selection();
         let raw = scene.colour_error(&scene.image);
-        let cut = matting::compose(&scene.image, &selection, soft(4));
+        let cut = aicut::imageio::compose_edges(&scene.image, &selection, soft(4));
         let cleaned = scene.colour_error(&cut);
         assert!(
             cleaned < 0.06 && cleaned < 0.3 * raw,
@@ -195,7 +195,7 @@ fn hard_edges_leave_the_selection_and_colours_as_they_are() {
     let scene = soft_disc();
     let selection = scene.selection();
     assert!(matting::soft_cut(&scene.image, &selection, EdgeOptions::HARD).is_none());
-    let cut = matting::compose(&scene.image, &selection, EdgeOptions::HARD);
+    let cut = aicut::imageio::compose_edges(&scene.image, &selection, EdgeOptions::HARD);
     for (c, (p, m)) in cut.pixels().zip(selection.pixels()).enumerate() {
         assert_eq!(p.0[3], m.0[0], "pixel {c}");
         assert_eq!(&p.0[..3], &scene.image.as_raw()[c * 4..c * 4 + 3]);

@@ -386,6 +386,7 @@ impl App {
         let Some(open) = self.open.as_mut() else {
             return;
         };
+        open.pictures.set_edges(self.settings.save.edges);
         if let Some(job) = open.pictures.next_job(needed, &open.doc) {
             self.files.tasks.layer(job);
         }

@@ -9,6 +9,7 @@ use egui::{ColorImage, TextureHandle, TextureId, TextureOptions};
 
 use crate::engine::AlphaMask;
 use crate::imageio::LoadedImage;
+use crate::matting::EdgeOptions;
 
 use super::document::Document;
 use super::tasks::{LayerImage, LayerKind};
@@ -58,6 +59,8 @@ pub(crate) struct Layer {
     /// Which accepted mask it shows (see [`Document::mask_serial`]).
     pub serial: u64,
     pub request_number: u64,
+    /// The edges it was built with: a change of the Edges setting rebuilds it.
+    pub edges: EdgeOptions,
     pub texture: LazyTexture,
 }
 
@@ -70,6 +73,8 @@ pub struct LayerJob {
     pub image: Arc<LoadedImage>,
     pub mask: Arc<AlphaMask>,
     pub display_size: [usize; 2],
+    /// Soft edges are matted in the build (off the UI thread), so the view shows them.
+    pub edges: EdgeOptions,
 }
 
 /// What the canvas draws under the dots, decided once so that uploading and drawing agree.
@@ -91,6 +96,8 @@ pub(crate) struct Pictures {
     /// The serial of the mask a build of that kind is running for.
     building_tint: Option<u64>,
     building_cutout: Option<u64>,
+    /// The edges the view shows (the Edges setting).
+    edges: EdgeOptions,
 }
 
 impl Pictures {
@@ -102,12 +109,19 @@ impl Pictures {
             cutout: None,
             building_tint: None,
             building_cutout: None,
+            edges: EdgeOptions::HARD,
         }
     }
 
     /// The display copy's size, which overlay pictures share.
     pub fn display_size(&self) -> [usize; 2] {
         self.display_size
+    }
+
+    /// Sets the edges pictures are built with; pictures of other edges stay shown until
+    /// their rebuild arrives.
+    pub fn set_edges(&mut self, edges: EdgeOptions) {
+        self.edges = edges;
     }
 
     pub fn layer(&self, kind: LayerKind) -> Option<&Layer> {
@@ -146,18 +160,22 @@ impl Pictures {
     /// meanwhile is built next). Frees pictures the view does not draw unless they are
     /// uploaded and current, so switching back to them is instant.
     pub fn next_job(&mut self, needed: Option<LayerKind>, doc: &Document) -> Option<LayerJob> {
+        let edges = self.edges;
         for kind in [LayerKind::Tint, LayerKind::Cutout] {
             let slot = self.slot(kind);
-            let keep = slot
-                .as_ref()
-                .is_some_and(|l| l.serial == doc.mask_serial() && l.texture.is_uploaded());
+            let keep = slot.as_ref().is_some_and(|l| {
+                l.serial == doc.mask_serial() && l.edges == edges && l.texture.is_uploaded()
+            });
             if Some(kind) != needed && !keep {
                 *slot = None;
             }
         }
         let kind = needed?;
         let mask = doc.mask()?;
-        let have = self.layer(kind).map_or(0, |l| l.serial);
+        let have = self
+            .layer(kind)
+            .filter(|l| l.edges == edges)
+            .map_or(0, |l| l.serial);
         if have >= doc.mask_serial() || self.building(kind).is_some() {
             return None;
         }
@@ -170,6 +188,7 @@ impl Pictures {
             image: doc.image().clone(),
             mask: mask.clone(),
             display_size: self.display_size,
+            edges,
         })
     }
 
@@ -184,14 +203,18 @@ impl Pictures {
         if *building == Some(l.serial) {
             *building = None;
         }
-        let newer = self.layer(l.kind).is_none_or(|c| l.serial > c.serial);
-        if !(newer && wanted == Some(l.kind) && doc.shows_serial(l.serial)) {
+        let edges = self.edges;
+        let newer = self
+            .layer(l.kind)
+            .is_none_or(|c| l.serial > c.serial || c.edges != edges);
+        if !(newer && l.edges == edges && wanted == Some(l.kind) && doc.shows_serial(l.serial)) {
             return false;
         }
         // Replaces (and frees) the older picture, uploaded or not.
         *self.slot(l.kind) = Some(Layer {
             serial: l.serial,
             request_number: l.request_number,
+            edges: l.edges,
             texture: LazyTexture::Pending(l.image),
         });
         true
@@ -267,6 +290,7 @@ mod tests {
             image_gen: job.image_gen,
             serial: job.serial,
             request_number: job.request_number,
+            edges: job.edges,
             image: ColorImage::filled(job.display_size, egui::Color32::WHITE),
         }
     }
@@ -335,6 +359,32 @@ mod tests {
             "cleared"
         );
         assert!(p.cutout.is_none());
+    }
+
+    #[test]
+    fn changing_the_edges_rebuilds_the_picture_and_drops_builds_of_the_old_edges() {
+        let doc = document_with_mask();
+        let mut p = pictures();
+        let hard = p.next_job(Some(LayerKind::Tint), &doc).unwrap();
+        assert_eq!(hard.edges, EdgeOptions::HARD);
+        assert!(p.receive(finished(&hard), Some(LayerKind::Tint), &doc));
+        let soft = EdgeOptions {
+            edges: crate::matting::Edges::Soft,
+            band: 6,
+        };
+        p.set_edges(soft);
+        let job = p
+            .next_job(Some(LayerKind::Tint), &doc)
+            .expect("the same mask is rebuilt with soft edges");
+        assert_eq!((job.edges, job.serial), (soft, 1));
+        assert!(p.tint.is_some(), "the hard picture stays shown meanwhile");
+        assert!(
+            !p.receive(finished(&hard), Some(LayerKind::Tint), &doc),
+            "a late picture of the old edges"
+        );
+        assert!(p.receive(finished(&job), Some(LayerKind::Tint), &doc));
+        assert_eq!(p.tint.as_ref().map(|l| l.edges), Some(soft));
+        assert!(p.next_job(Some(LayerKind::Tint), &doc).is_none());
     }
 
     #[test]

@@ -107,7 +107,8 @@ impl Default for SaveOptions {
             trim: false,
             margin: 16,
             mask_only: false,
-            // Hard until the editor's view shows the soft alpha: what is shown is saved.
+            // Hard: the soft pass takes seconds on multi-megapixel photos, and the view would
+            // lag the clicks (see the README's Edges section). What is shown is saved.
             edges: crate::matting::EdgeOptions::HARD,
         }
     }

@@ -136,6 +136,8 @@ pub struct LayerImage {
     /// The document's count of accepted masks when this one was built.
     pub serial: u64,
     pub request_number: u64,
+    /// The edges it shows (see [`super::pictures::LayerJob::edges`]).
+    pub edges: crate::matting::EdgeOptions,
     pub image: ColorImage,
 }
 
@@ -225,15 +227,13 @@ impl Tasks {
     /// Builds one overlay picture for a mask at the display copy's size.
     pub fn layer(&self, job: LayerJob) {
         self.spawn("overlay", move || {
-            let image = match job.kind {
-                LayerKind::Tint => tint_image(&job.mask, job.display_size),
-                LayerKind::Cutout => cutout_image(job.image.pixels(), &job.mask, job.display_size),
-            };
+            let image = layer_image(&job);
             TaskResult::Layer(LayerImage {
                 kind: job.kind,
                 image_gen: job.image_gen,
                 serial: job.serial,
                 request_number: job.request_number,
+                edges: job.edges,
                 image,
             })
         });
@@ -374,6 +374,25 @@ pub fn tint_image(mask: &GrayImage, size: [usize; 2]) -> ColorImage {
     ColorImage::new([w, h], tint)
 }
 
+/// The picture of a layer job: with soft edges, of the matted alpha and (for the cut-out)
+/// the foreground's estimated colours, as a save would write them.
+fn layer_image(job: &LayerJob) -> ColorImage {
+    let pixels = job.image.pixels();
+    let soft = crate::matting::soft_cut(pixels, &job.mask, job.edges);
+    let mask = soft.as_ref().map_or(&*job.mask, |s| &s.alpha);
+    match job.kind {
+        LayerKind::Tint => tint_image(mask, job.display_size),
+        LayerKind::Cutout => match &soft {
+            Some(s) => {
+                let mut painted = pixels.clone();
+                s.paint(&mut painted);
+                cutout_image(&painted, mask, job.display_size)
+            }
+            None => cutout_image(pixels, mask, job.display_size),
+        },
+    }
+}
+
 /// The photo with the mask as alpha, at `size`.
 pub fn cutout_image(pixels: &RgbaImage, mask: &GrayImage, size: [usize; 2]) -> ColorImage {
     let mask = at_size(mask, size);
@@ -462,6 +481,45 @@ mod tests {
         assert!(tint.pixels[5 * 10 + 5].a() > 0);
         assert_eq!(cut.pixels[0].a(), 0);
         assert_eq!(cut.pixels[5 * 10 + 5].a(), 255);
+    }
+
+    #[test]
+    fn with_soft_edges_the_overlay_and_cutout_show_the_matted_alpha() {
+        // A vertical edge blurred over eight pixels, selected as one hard step.
+        let ramp = |x: u32| ((x as f32 - 12.0) / 8.0).clamp(0.0, 1.0);
+        let img = RgbaImage::from_fn(32, 16, |x, _| {
+            let v = (40.0 + 180.0 * ramp(x)) as u8;
+            image::Rgba([v, v / 2, 255 - v, 255])
+        });
+        let mask = GrayImage::from_fn(32, 16, |x, _| image::Luma([if x >= 16 { 255 } else { 0 }]));
+        let job = |kind, band| LayerJob {
+            kind,
+            image_gen: 1,
+            serial: 1,
+            request_number: 1,
+            image: Arc::new(LoadedImage::from_pixels("ramp", img.clone())),
+            mask: Arc::new(mask.clone()),
+            display_size: [32, 16],
+            edges: crate::matting::EdgeOptions {
+                edges: crate::matting::Edges::Soft,
+                band,
+            },
+        };
+        let partial = |c: &ColorImage| {
+            (0..32)
+                .filter(|&x| (20..235).contains(&c.pixels[8 * 32 + x].a()))
+                .count()
+        };
+        let cut = layer_image(&job(LayerKind::Cutout, 4));
+        let hard = cutout_image(&img, &mask, [32, 16]);
+        assert_eq!(partial(&hard), 0);
+        assert!(partial(&cut) >= 4, "the ramp shows as partial alpha");
+        let tint = layer_image(&job(LayerKind::Tint, 4));
+        let hard_tint = tint_image(&mask, [32, 16]);
+        assert_ne!(
+            tint.pixels, hard_tint.pixels,
+            "the tint follows the soft alpha"
+        );
     }
 
     #[cfg(unix)]

@@ -240,6 +240,23 @@ pub fn compose_cutout_region(
     RgbaImage::from_raw(region.2, region.3, samples).unwrap_or_default()
 }
 
+/// The 8-bit cut-out of `image` under `mask` with the edges `edges` asks for: soft edges
+/// take the matted alpha and the foreground's estimated colours.
+pub fn compose_edges(
+    image: &RgbaImage,
+    mask: &GrayImage,
+    edges: crate::matting::EdgeOptions,
+) -> RgbaImage {
+    match crate::matting::soft_cut(image, mask, edges) {
+        Some(soft) => {
+            let mut px = image.clone();
+            soft.paint(&mut px);
+            compose_cutout(&px, &soft.alpha)
+        }
+        None => compose_cutout(image, mask),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,9 @@
 //! The soft-edge pass every front door calls (`aicut cut`, `aicut serve`, the editor's
 //! export, copy and view): band, alpha, colours, from a selection mask and its image.
+//! Plain pixels in and out: the image I/O that composes and encodes them builds on this
+//! module, never the other way round.
 
-use image::{GrayImage, RgbaImage};
-
-use crate::imageio::Rgba16Image;
+use image::{GrayImage, ImageBuffer, Rgba, RgbaImage};
 use serde::{Deserialize, Serialize};
 
 use super::{RgbF, foreground, solve_alpha, to_float, trimap};
@@ -72,7 +72,7 @@ impl SoftCut {
     }
 
     /// Writes the estimated foreground colours into 16-bit pixels (alpha untouched).
-    pub fn paint16(&self, px: &mut Rgba16Image) {
+    pub fn paint16(&self, px: &mut ImageBuffer<Rgba<u16>, Vec<u16>>) {
         let raw: &mut [u16] = px;
         for &(i, c) in &self.colours {
             if let Some(p) = raw.get_mut(i as usize * 4..i as usize * 4 + 3) {
@@ -112,16 +112,4 @@ pub fn soft_cut(image: &RgbaImage, mask: &GrayImage, opts: EdgeOptions) -> Optio
     let bytes = alpha.iter().map(|&a| (a * 255.0).round() as u8).collect();
     let alpha = GrayImage::from_raw(w as u32, h as u32, bytes)?;
     Some(SoftCut { alpha, colours })
-}
-
-/// The 8-bit cut-out (straight colour, alpha from the edge pass) of `image` under `mask`.
-pub fn compose(image: &RgbaImage, mask: &GrayImage, opts: EdgeOptions) -> RgbaImage {
-    match soft_cut(image, mask, opts) {
-        Some(soft) => {
-            let mut px = image.clone();
-            soft.paint(&mut px);
-            crate::imageio::compose_cutout(&px, &soft.alpha)
-        }
-        None => crate::imageio::compose_cutout(image, mask),
-    }
 }

@@ -283,11 +283,9 @@ pub(super) async fn segment(
             .segment(&req.unique_filename, &session, &prompt, req.request_number)
             .await?;
         let edges = state.edges;
-        blocking(move || {
-            imageio::encode_png(&crate::matting::compose(image.pixels(), &mask, edges))
-        })
-        .await?
-        .map_err(|e| ApiError::new(500, format!("Could not encode the cut-out: {e}")))?
+        blocking(move || imageio::encode_png(&imageio::compose_edges(image.pixels(), &mask, edges)))
+            .await?
+            .map_err(|e| ApiError::new(500, format!("Could not encode the cut-out: {e}")))?
     };
     let token = uuid::Uuid::new_v4().to_string();
     state.backend.put_output(&token, Bytes::from(png)).await?;
