@@ -3,8 +3,8 @@
 //! bar where the work can tell how far it is, otherwise a spinner with the time spent, and
 //! a Cancel button; Esc cancels them all. Cancelling never waits for the work: a decode
 //! is abandoned (its result is dropped, the open image stays), the engine's preparation
-//! is stopped by closing its session (the image and its dots stay; Retry prepares it
-//! again), and a save is told to stop before it writes (saves are atomic, so no partial
+//! is stopped by aborting it (a SAM encode stops at its next stage; the image and its dots
+//! stay; Retry prepares it again), and a save is told to stop before it writes (saves are atomic, so no partial
 //! file is ever left).
 
 use std::time::{Duration, Instant};
