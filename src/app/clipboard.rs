@@ -202,20 +202,18 @@ fn copy(
     mask: &AlphaMask,
     options: ExportOptions,
 ) -> Result<(u32, u32), String> {
+    // Trimmed by the alpha that is copied, as a save trims: soft edges may reach further.
+    let soft = crate::matting::soft_cut(image.pixels(), mask, options.edges);
+    let alpha = soft.as_ref().map_or(mask, |s| &s.alpha);
     let region = match options.trim {
-        Some(margin) => imageio::trim_bounds(mask, margin)
+        Some(margin) => imageio::trim_bounds(alpha, margin)
             .ok_or("Nothing is selected, so there is nothing to copy")?,
         None => (0, 0, image.width(), image.height()),
     };
     let (w, h) = (region.2, region.3);
-    let soft = crate::matting::soft_cut(image.pixels(), mask, options.edges);
     let cut = match &soft {
-        Some(soft) => {
-            let mut px = image.pixels().clone();
-            soft.paint(&mut px);
-            imageio::compose_cutout_region(&px, &soft.alpha, region)
-        }
-        None => imageio::compose_cutout_region(image.pixels(), mask, region),
+        Some(soft) => imageio::compose_cutout_region(&soft.painted(image.pixels()), alpha, region),
+        None => imageio::compose_cutout_region(image.pixels(), alpha, region),
     };
     board
         .set_image(w as usize, h as usize, cut.into_raw())

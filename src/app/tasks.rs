@@ -378,17 +378,15 @@ pub fn tint_image(mask: &GrayImage, size: [usize; 2]) -> ColorImage {
 /// the foreground's estimated colours, as a save would write them.
 fn layer_image(job: &LayerJob) -> ColorImage {
     let pixels = job.image.pixels();
-    let soft = crate::matting::soft_cut(pixels, &job.mask, job.edges);
-    let mask = soft.as_ref().map_or(&*job.mask, |s| &s.alpha);
     match job.kind {
-        LayerKind::Tint => tint_image(mask, job.display_size),
-        LayerKind::Cutout => match &soft {
-            Some(s) => {
-                let mut painted = pixels.clone();
-                s.paint(&mut painted);
-                cutout_image(&painted, mask, job.display_size)
-            }
-            None => cutout_image(pixels, mask, job.display_size),
+        // The tint shows the alpha only: no colours to estimate.
+        LayerKind::Tint => match crate::matting::soft_alpha(pixels, &job.mask, job.edges) {
+            Some(alpha) => tint_image(&alpha, job.display_size),
+            None => tint_image(&job.mask, job.display_size),
+        },
+        LayerKind::Cutout => match crate::matting::soft_cut(pixels, &job.mask, job.edges) {
+            Some(s) => cutout_image(&s.painted(pixels), &s.alpha, job.display_size),
+            None => cutout_image(pixels, &job.mask, job.display_size),
         },
     }
 }

@@ -47,9 +47,9 @@ impl ExportFormat {
     }
 }
 
-/// What to write besides the format. The default keeps the selection's edge as it is;
-/// the front doors choose soft edges by default themselves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What to write besides the format. The default keeps the selection's edge as it is
+/// (hard edges, as every front door defaults to while the soft pass is slow).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ExportOptions {
     /// Crop to the selected pixels plus this margin (clamped to the image).
@@ -58,16 +58,6 @@ pub struct ExportOptions {
     pub mask_only: bool,
     /// Hard or soft edges (matting in a band; the mask written is then the soft alpha).
     pub edges: crate::matting::EdgeOptions,
-}
-
-impl Default for ExportOptions {
-    fn default() -> Self {
-        ExportOptions {
-            trim: None,
-            mask_only: false,
-            edges: crate::matting::EdgeOptions::HARD,
-        }
-    }
 }
 
 /// Encodes the export of `image` under `mask` (same size) as `format` asks.
@@ -80,19 +70,25 @@ pub fn export_cutout(
     if mask.dimensions() != (image.width(), image.height()) {
         return Err("the selection does not match the image size".into());
     }
-    let soft = crate::matting::soft_cut(image.pixels(), mask, options.edges);
-    let mask = soft.as_ref().map_or(mask, |s| &s.alpha);
-    let (x, y, w, h) = match options.trim {
-        Some(margin) => trim_bounds(mask, margin)
-            .ok_or("nothing is selected, so there is nothing to trim to")?,
-        None => (0, 0, image.width(), image.height()),
+    let region_of = |mask: &GrayImage| match options.trim {
+        Some(margin) => {
+            trim_bounds(mask, margin).ok_or("nothing is selected, so there is nothing to trim to")
+        }
+        None => Ok((0, 0, image.width(), image.height())),
     };
-    let icc = image.icc_profile().map(<[u8]>::to_vec);
-    let region = (x, y, w, h);
     if options.mask_only {
+        // The mask alone needs the soft alpha, not the foreground colours.
+        let soft = crate::matting::soft_alpha(image.pixels(), mask, options.edges);
+        let mask = soft.as_ref().unwrap_or(mask);
+        let (x, y, w, h) = region_of(mask)?;
         let mask = imageops::crop_imm(mask, x, y, w, h).to_image();
         return encode(format, mask.as_raw(), w, h, ExtendedColorType::L8, None);
     }
+    let soft = crate::matting::soft_cut(image.pixels(), mask, options.edges);
+    let mask = soft.as_ref().map_or(mask, |s| &s.alpha);
+    let region = region_of(mask)?;
+    let (w, h) = (region.2, region.3);
+    let icc = image.icc_profile().map(<[u8]>::to_vec);
     match (format, image.deep_pixels()) {
         (ExportFormat::Png, Some(deep)) => {
             let mut deep = std::borrow::Cow::Borrowed(deep);
@@ -249,9 +245,10 @@ pub fn compose_edges(
 ) -> RgbaImage {
     match crate::matting::soft_cut(image, mask, edges) {
         Some(soft) => {
-            let mut px = image.clone();
-            soft.paint(&mut px);
-            compose_cutout(&px, &soft.alpha)
+            // The colours go onto the composed copy: one full-size image, not two.
+            let mut cut = compose_cutout(image, &soft.alpha);
+            soft.paint(&mut cut);
+            cut
         }
         None => compose_cutout(image, mask),
     }

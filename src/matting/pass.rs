@@ -71,6 +71,13 @@ impl SoftCut {
         }
     }
 
+    /// A copy of `px` with the estimated foreground colours written in.
+    pub fn painted(&self, px: &RgbaImage) -> RgbaImage {
+        let mut out = px.clone();
+        self.paint(&mut out);
+        out
+    }
+
     /// Writes the estimated foreground colours into 16-bit pixels (alpha untouched).
     pub fn paint16(&self, px: &mut ImageBuffer<Rgba<u16>, Vec<u16>>) {
         let raw: &mut [u16] = px;
@@ -84,9 +91,49 @@ impl SoftCut {
     }
 }
 
+/// The soft pass's alpha alone (band and solve, no colours): what views of the selection
+/// need, such as the editor's tint and a mask export. None as for [`soft_cut`].
+pub fn soft_alpha(image: &RgbaImage, mask: &GrayImage, opts: EdgeOptions) -> Option<GrayImage> {
+    matte(image, mask, opts)?.alpha_image()
+}
+
 /// The soft-edge pass over `image` under `mask` (same size): None for hard edges or a size
 /// mismatch, when the mask is used as it is.
 pub fn soft_cut(image: &RgbaImage, mask: &GrayImage, opts: EdgeOptions) -> Option<SoftCut> {
+    let m = matte(image, mask, opts)?;
+    let started = std::time::Instant::now();
+    let fg = foreground::estimate(&m.img, &m.alpha, m.w, m.h);
+    tracing::info!("soft edges: colours in {:?}", started.elapsed());
+    let colours = (m.alpha.iter().enumerate())
+        .filter(|(_, a)| **a > 0.0 && **a < 1.0)
+        .map(|(i, _)| (i as u32, fg[i]))
+        .collect();
+    Some(SoftCut {
+        alpha: m.alpha_image()?,
+        colours,
+    })
+}
+
+/// Band and alpha of the soft pass, with the float image the colours are estimated from.
+struct Matte {
+    img: Vec<RgbF>,
+    alpha: Vec<f32>,
+    w: usize,
+    h: usize,
+}
+
+impl Matte {
+    fn alpha_image(&self) -> Option<GrayImage> {
+        let bytes = self
+            .alpha
+            .iter()
+            .map(|&a| (a * 255.0).round() as u8)
+            .collect();
+        GrayImage::from_raw(self.w as u32, self.h as u32, bytes)
+    }
+}
+
+fn matte(image: &RgbaImage, mask: &GrayImage, opts: EdgeOptions) -> Option<Matte> {
     if opts.edges == Edges::Hard || image.dimensions() != mask.dimensions() {
         return None;
     }
@@ -96,20 +143,9 @@ pub fn soft_cut(image: &RgbaImage, mask: &GrayImage, opts: EdgeOptions) -> Optio
     let tri = trimap::band_from_mask(&img, mask.as_raw(), w, h, opts.band.min(MAX_BAND));
     let t_band = started.elapsed();
     let alpha = solve_alpha(&img, &tri, w, h);
-    let t_alpha = started.elapsed();
-    let fg = foreground::estimate(&img, &alpha, w, h);
     tracing::info!(
-        "soft edges on {w}x{h}: band {t_band:?}, alpha {:?}, colours {:?}",
-        t_alpha - t_band,
-        started.elapsed() - t_alpha
+        "soft edges on {w}x{h}: band {t_band:?}, alpha {:?}",
+        started.elapsed() - t_band
     );
-    let colours = alpha
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| **a > 0.0 && **a < 1.0)
-        .map(|(i, _)| (i as u32, fg[i]))
-        .collect();
-    let bytes = alpha.iter().map(|&a| (a * 255.0).round() as u8).collect();
-    let alpha = GrayImage::from_raw(w as u32, h as u32, bytes)?;
-    Some(SoftCut { alpha, colours })
+    Some(Matte { img, alpha, w, h })
 }
