@@ -95,7 +95,8 @@ impl Sessions {
         let engine_id = self.engine.initialize(image.clone()).await?;
         // A session made again under the same id (a retried initialize) replaces the old.
         self.drop_cached(&SessionId(id.to_string())).await;
-        let bytes = image.heap_bytes() + self.engine.session_bytes(&engine_id).unwrap_or(0);
+        // A local engine's count already holds the image (the same allocation it was given).
+        let bytes = (self.engine.session_bytes(&engine_id)).unwrap_or_else(|| image.heap_bytes());
         let cached = Cached {
             owner,
             image,
