@@ -220,7 +220,8 @@ fn aicut_cut_runs_on_a_sam_model_file_and_asks_for_one_when_none_is_given() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--model"));
 }
 
-/// An encode whose caller gave up stops at the encoder's next stage.
+/// An encode whose caller gave up stops at the encoder's next stage: one that ran to its
+/// end would answer Ok (its result is simply not used), so `Cancelled` means it stopped.
 #[test]
 fn an_abandoned_encode_stops_early_with_cancelled() {
     let dir = tempfile::tempdir().unwrap();
@@ -232,7 +233,8 @@ fn an_abandoned_encode_stops_early_with_cancelled() {
     let watcher = std::thread::spawn({
         let (model, abandoned) = (model.clone(), abandoned.clone());
         move || {
-            while model.encoding_progress().is_none() {
+            let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while model.encoding_progress().is_none() && std::time::Instant::now() < give_up {
                 std::thread::yield_now();
             }
             abandoned.set();

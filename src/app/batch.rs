@@ -222,9 +222,9 @@ impl App {
                     }
                 }
                 Report::ProjectSaved(Ok(n)) => {
-                    let s = if n == 1 { "" } else { "s" };
+                    let (s, them) = if n == 1 { ("", "it") } else { ("s", "them") };
                     self.toast(
-                        format!("Saved the dots of {n} image{s} beside it{s}"),
+                        format!("Saved the dots of {n} image{s} beside {them}"),
                         false,
                     )
                 }

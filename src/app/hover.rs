@@ -118,6 +118,11 @@ impl HoverPreview {
         self.shown.as_ref().map(|s| &s.prompt)
     }
 
+    /// The prompt of the newest preview asked of the worker, shown or not yet.
+    pub fn asked_prompt(&self) -> Option<&Prompt> {
+        self.asked.as_ref().map(|(p, _)| p)
+    }
+
     /// Forgets everything (the image changed).
     pub fn reset(&mut self) {
         self.rest = None;

@@ -199,6 +199,11 @@ impl App {
         self.tools.hover.shown_prompt()
     }
 
+    /// The prompt of the newest hover preview asked for, before any answer arrives.
+    pub fn hover_asked(&self) -> Option<&crate::engine::Prompt> {
+        self.tools.hover.asked_prompt()
+    }
+
     /// The image pixel the loupe was drawn around this frame.
     pub fn loupe(&self) -> Option<[u32; 2]> {
         self.tools.loupe.drawn

@@ -136,6 +136,8 @@ fn the_preview_can_be_turned_off_in_settings() {
         h.step();
     }
     h.step();
+    // Asked-for is the app's own state, so this holds at once, unlike a worker call.
+    assert!(h.state().hover_asked().is_none(), "no preview asked for");
     assert!(h.state().hover_preview().is_none());
     assert_eq!(
         engine.calls.load(Ordering::SeqCst),

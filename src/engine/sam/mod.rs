@@ -151,10 +151,10 @@ impl SamModel {
                         &report,
                     );
                     self.progress.store(IDLE, Ordering::Relaxed);
-                    if abandoned.is_set() {
-                        return Err(EngineError::Cancelled);
-                    }
-                    let t = t.map_err(engine_err("running the image encoder"))?;
+                    let t = t.map_err(|e| match abandoned.is_set() {
+                        true => EngineError::Cancelled,
+                        false => engine_err("running the image encoder")(e),
+                    })?;
                     if let Some((cache, key)) = &key {
                         store(cache, key, &t);
                     }
