@@ -9,7 +9,9 @@ use std::sync::mpsc::{Sender, channel};
 
 use crate::engine::AlphaMask;
 use crate::imageio::{self, DecodeLimits, ExportOptions, LoadedImage};
+use crate::matting::SoftCut;
 
+use super::soft_memo::SoftMemo;
 use super::tasks::{Decoded, TaskResult, display_copy};
 
 /// What aicut needs of a clipboard; the system one is [`system`], tests bring their own.
@@ -67,6 +69,7 @@ enum Request {
         image: Arc<LoadedImage>,
         mask: Arc<AlphaMask>,
         options: ExportOptions,
+        soft: SoftMemo,
     },
     /// Open what the clipboard holds; `max_side` bounds the display copy.
     Paste { generation: u64, max_side: usize },
@@ -113,15 +116,20 @@ impl ClipboardLink {
     }
 
     /// Puts the cut-out (trimmed as the save options say) on the clipboard.
-    pub fn copy(&mut self, image: Arc<LoadedImage>, mask: Arc<AlphaMask>, options: ExportOptions) {
-        let options = ExportOptions {
-            mask_only: false,
-            ..options
-        };
+    /// `soft` shares the soft-edge pass with the view and the save. A copy is always the
+    /// cut-out, never the mask alone: only the edges and the trim of `options` apply.
+    pub fn copy(
+        &mut self,
+        image: Arc<LoadedImage>,
+        mask: Arc<AlphaMask>,
+        options: ExportOptions,
+        soft: SoftMemo,
+    ) {
         self.send(Request::Copy {
             image,
             mask,
             options,
+            soft,
         });
     }
 
@@ -182,7 +190,11 @@ fn serve(
             image,
             mask,
             options,
-        } => ClipboardResult::Copied(board.and_then(|b| copy(b.as_mut(), &image, &mask, options))),
+            soft,
+        } => ClipboardResult::Copied(board.and_then(|b| {
+            let soft = soft.get(&image, &mask, options.edges);
+            copy(b.as_mut(), &image, &mask, soft.as_deref(), options.trim)
+        })),
         Request::Paste {
             generation,
             max_side,
@@ -200,18 +212,18 @@ fn copy(
     board: &mut dyn ClipboardBackend,
     image: &LoadedImage,
     mask: &AlphaMask,
-    options: ExportOptions,
+    soft: Option<&SoftCut>,
+    trim: Option<u32>,
 ) -> Result<(u32, u32), String> {
     // Trimmed by the alpha that is copied, as a save trims: soft edges may reach further.
-    let soft = crate::matting::soft_cut(image.pixels(), mask, options.edges);
-    let alpha = soft.as_ref().map_or(mask, |s| &s.alpha);
-    let region = match options.trim {
+    let alpha = soft.map_or(mask, |s| &s.alpha);
+    let region = match trim {
         Some(margin) => imageio::trim_bounds(alpha, margin)
             .ok_or("Nothing is selected, so there is nothing to copy")?,
         None => (0, 0, image.width(), image.height()),
     };
     let (w, h) = (region.2, region.3);
-    let cut = match &soft {
+    let cut = match soft {
         Some(soft) => imageio::compose_cutout_region(&soft.painted(image.pixels()), alpha, region),
         None => imageio::compose_cutout_region(image.pixels(), alpha, region),
     };

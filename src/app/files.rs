@@ -208,7 +208,8 @@ impl App {
         };
         let (image, mask) = (open.doc.image().clone(), mask.clone());
         let options = self.settings.save.export_options();
-        self.files.tasks.clipboard.copy(image, mask, options);
+        let soft = self.files.tasks.soft.clone();
+        self.files.tasks.clipboard.copy(image, mask, options, soft);
     }
 
     /// Ctrl+V: opens the clipboard's image (or copied file) like a dropped file.

@@ -31,6 +31,7 @@ mod panels;
 mod pictures;
 mod progress;
 mod settings;
+mod soft_memo;
 mod stroke;
 pub mod tasks;
 mod tools;

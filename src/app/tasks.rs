@@ -18,6 +18,7 @@ use crate::imageio::{self, DecodeLimits, LoadedImage};
 use super::clipboard::{ClipboardLink, ClipboardOpener, ClipboardResult};
 use super::dots::PlacedDot;
 use super::pictures::LayerJob;
+use super::soft_memo::SoftMemo;
 
 /// Native file dialogs, behind a trait so tests (and machines without a desktop portal)
 /// can stand in for them. Called on a background thread, never the UI thread.
@@ -170,6 +171,8 @@ pub struct Tasks {
     pub dialog_open: bool,
     /// Copy and paste, on the clipboard's own thread.
     pub clipboard: ClipboardLink,
+    /// The soft-edge pass of the latest mask, shared by overlays, copies and saves.
+    pub soft: SoftMemo,
 }
 
 impl Tasks {
@@ -184,6 +187,7 @@ impl Tasks {
             inbox,
             dialogs,
             dialog_open: false,
+            soft: SoftMemo::default(),
         }
     }
 
@@ -226,8 +230,9 @@ impl Tasks {
 
     /// Builds one overlay picture for a mask at the display copy's size.
     pub fn layer(&self, job: LayerJob) {
+        let soft = self.soft.clone();
         self.spawn("overlay", move || {
-            let image = layer_image(&job);
+            let image = layer_image(&job, &soft);
             TaskResult::Layer(LayerImage {
                 kind: job.kind,
                 image_gen: job.image_gen,
@@ -263,8 +268,9 @@ impl Tasks {
 
     /// Composes, encodes and writes the full-resolution cut-out atomically.
     pub fn save(&self, job: SaveJob) {
+        let soft = self.soft.clone();
         self.spawn("save", move || {
-            let result = job.run();
+            let result = job.run(&soft);
             TaskResult::Saved {
                 path: job.path,
                 result,
@@ -288,12 +294,17 @@ pub struct SaveJob {
 pub const SAVE_CANCELLED: &str = "cancelled";
 
 impl SaveJob {
-    fn run(&self) -> Result<(), String> {
+    fn run(&self, soft: &SoftMemo) -> Result<(), String> {
         let cancelled = || self.cancel.load(Ordering::SeqCst);
         if cancelled() {
             return Err(SAVE_CANCELLED.into());
         }
-        let bytes = imageio::export_cutout(&self.image, &self.mask, self.format, self.options)?;
+        let soft = soft.get(&self.image, &self.mask, self.options.edges);
+        if cancelled() {
+            return Err(SAVE_CANCELLED.into());
+        }
+        let (image, mask) = (&self.image, &self.mask);
+        let bytes = imageio::export_cut(image, mask, soft.as_deref(), self.format, self.options)?;
         if cancelled() {
             return Err(SAVE_CANCELLED.into());
         }
@@ -376,18 +387,16 @@ pub fn tint_image(mask: &GrayImage, size: [usize; 2]) -> ColorImage {
 
 /// The picture of a layer job: with soft edges, of the matted alpha and (for the cut-out)
 /// the foreground's estimated colours, as a save would write them.
-fn layer_image(job: &LayerJob) -> ColorImage {
+fn layer_image(job: &LayerJob, soft: &SoftMemo) -> ColorImage {
     let pixels = job.image.pixels();
-    match job.kind {
-        // The tint shows the alpha only: no colours to estimate.
-        LayerKind::Tint => match crate::matting::soft_alpha(pixels, &job.mask, job.edges) {
-            Some(alpha) => tint_image(&alpha, job.display_size),
-            None => tint_image(&job.mask, job.display_size),
-        },
-        LayerKind::Cutout => match crate::matting::soft_cut(pixels, &job.mask, job.edges) {
-            Some(s) => cutout_image(&s.painted(pixels), &s.alpha, job.display_size),
-            None => cutout_image(pixels, &job.mask, job.display_size),
-        },
+    let soft = soft.get(&job.image, &job.mask, job.edges);
+    match (job.kind, soft) {
+        (LayerKind::Tint, Some(s)) => tint_image(&s.alpha, job.display_size),
+        (LayerKind::Tint, None) => tint_image(&job.mask, job.display_size),
+        (LayerKind::Cutout, Some(s)) => {
+            cutout_image(&s.painted(pixels), &s.alpha, job.display_size)
+        }
+        (LayerKind::Cutout, None) => cutout_image(pixels, &job.mask, job.display_size),
     }
 }
 
@@ -508,11 +517,11 @@ mod tests {
                 .filter(|&x| (20..235).contains(&c.pixels[8 * 32 + x].a()))
                 .count()
         };
-        let cut = layer_image(&job(LayerKind::Cutout, 4));
+        let cut = layer_image(&job(LayerKind::Cutout, 4), &SoftMemo::default());
         let hard = cutout_image(&img, &mask, [32, 16]);
         assert_eq!(partial(&hard), 0);
         assert!(partial(&cut) >= 4, "the ramp shows as partial alpha");
-        let tint = layer_image(&job(LayerKind::Tint, 4));
+        let tint = layer_image(&job(LayerKind::Tint, 4), &SoftMemo::default());
         let hard_tint = tint_image(&mask, [32, 16]);
         assert_ne!(
             tint.pixels, hard_tint.pixels,

@@ -60,10 +60,34 @@ pub struct ExportOptions {
     pub edges: crate::matting::EdgeOptions,
 }
 
-/// Encodes the export of `image` under `mask` (same size) as `format` asks.
+/// Encodes the export of `image` under `mask` (same size) as `format` asks, running the
+/// soft-edge pass when the options ask for soft edges.
 pub fn export_cutout(
     image: &LoadedImage,
     mask: &GrayImage,
+    format: ExportFormat,
+    options: ExportOptions,
+) -> Result<Vec<u8>, String> {
+    let soft = if options.mask_only {
+        // The mask alone needs the soft alpha, not the foreground colours.
+        crate::matting::soft_alpha(image.pixels(), mask, options.edges).map(|alpha| {
+            crate::matting::SoftCut {
+                alpha,
+                colours: Vec::new(),
+            }
+        })
+    } else {
+        crate::matting::soft_cut(image.pixels(), mask, options.edges)
+    };
+    export_cut(image, mask, soft.as_ref(), format, options)
+}
+
+/// [`export_cutout`] with the soft-edge pass already done (`soft`, when edges are soft):
+/// the editor shares one pass between its view, the clipboard and the save.
+pub fn export_cut(
+    image: &LoadedImage,
+    mask: &GrayImage,
+    soft: Option<&crate::matting::SoftCut>,
     format: ExportFormat,
     options: ExportOptions,
 ) -> Result<Vec<u8>, String> {
@@ -76,23 +100,19 @@ pub fn export_cutout(
         }
         None => Ok((0, 0, image.width(), image.height())),
     };
+    let mask = soft.map_or(mask, |s| &s.alpha);
     if options.mask_only {
-        // The mask alone needs the soft alpha, not the foreground colours.
-        let soft = crate::matting::soft_alpha(image.pixels(), mask, options.edges);
-        let mask = soft.as_ref().unwrap_or(mask);
         let (x, y, w, h) = region_of(mask)?;
         let mask = imageops::crop_imm(mask, x, y, w, h).to_image();
         return encode(format, mask.as_raw(), w, h, ExtendedColorType::L8, None);
     }
-    let soft = crate::matting::soft_cut(image.pixels(), mask, options.edges);
-    let mask = soft.as_ref().map_or(mask, |s| &s.alpha);
     let region = region_of(mask)?;
     let (w, h) = (region.2, region.3);
     let icc = image.icc_profile().map(<[u8]>::to_vec);
     match (format, image.deep_pixels()) {
         (ExportFormat::Png, Some(deep)) => {
             let mut deep = std::borrow::Cow::Borrowed(deep);
-            if let Some(soft) = &soft {
+            if let Some(soft) = soft {
                 soft.paint16(deep.to_mut());
             }
             let cut = cut_region(deep.as_raw(), deep.width(), mask, region, |v| v as u16);
@@ -101,7 +121,7 @@ pub fn export_cutout(
         }
         _ => {
             let mut px = std::borrow::Cow::Borrowed(image.pixels());
-            if let Some(soft) = &soft {
+            if let Some(soft) = soft {
                 soft.paint(px.to_mut());
             }
             let cut = cut_region(px.as_raw(), px.width(), mask, region, |v| v as u8);
