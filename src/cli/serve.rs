@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// A request body that sends nothing for this long is dropped.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub body_timeout: Duration,
+    /// A request body must arrive whole within this long (an upload on a slow link
+    /// included), however steadily it trickles.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub body_deadline: Duration,
     /// Open connections allowed per client address.
     #[arg(long, default_value_t = 256)]
     pub max_connections_per_ip: usize,
@@ -202,6 +206,7 @@ fn config(args: &ServeArgs, keys: KeyPolicy) -> Result<ServeConfig, String> {
         credits_file,
         redis_url: args.redis.clone(),
         body_timeout: args.body_timeout,
+        body_deadline: args.body_deadline,
         listen: ListenConfig {
             header_timeout: args.header_timeout,
             max_connections_per_ip: args.max_connections_per_ip.max(1),

@@ -7,6 +7,7 @@
 //! (one machine), or Redis, shared by any number of replicas.
 
 pub mod backend;
+mod deadline;
 pub mod faults;
 mod limits;
 mod listen;
@@ -74,6 +75,8 @@ pub struct ServeConfig {
     pub redis_url: Option<String>,
     /// A request body that sends nothing for this long is dropped.
     pub body_timeout: Duration,
+    /// A request body must arrive whole within this long, however steadily it trickles.
+    pub body_deadline: Duration,
     /// Timeouts, connection caps and shutdown of the accept loop.
     pub listen: ListenConfig,
     /// How the cut-outs' edges are made (soft: matting in a band, see [`crate::matting`]).
@@ -103,6 +106,7 @@ impl Default for ServeConfig {
             credits_file: None,
             redis_url: None,
             body_timeout: Duration::from_secs(30),
+            body_deadline: Duration::from_secs(300),
             listen: ListenConfig::default(),
             edges: crate::matting::EdgeOptions::default(),
             faults: None,
@@ -201,7 +205,7 @@ pub fn router(engine: Arc<dyn Engine>, config: ServeConfig) -> Result<Router, St
     let upload_limit = config.max_upload_bytes + 64 * 1024; // multipart overhead on top
     let segment_limit = DefaultBodyLimit::max(config.max_segment_body_bytes);
     let faults = config.faults.clone();
-    let body_timeout = config.body_timeout;
+    let (body_timeout, body_deadline) = (config.body_timeout, config.body_deadline);
     let state = Arc::new(routes::AppState::new(engine, backend(&config)?, config));
     let initialize = || post(routes::initialize).layer(DefaultBodyLimit::max(upload_limit));
     let segment = || post(routes::segment).layer(segment_limit);
@@ -221,6 +225,10 @@ pub fn router(engine: Arc<dyn Engine>, config: ServeConfig) -> Result<Router, St
         .fallback(|| async { ApiError::new(404, "Not found.") })
         .method_not_allowed_fallback(|| async { ApiError::new(405, "Method not allowed.") })
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(middleware::from_fn_with_state(
+            body_deadline,
+            deadline::layer,
+        ))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -182,6 +182,38 @@ async fn slow_headers_idle_connections_and_stalled_bodies_are_cut_off() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_trickled_under_the_body_timeout_is_cut_off_at_the_deadline() {
+    let server = start(ServeConfig {
+        body_deadline: Duration::from_secs(1),
+        ..quick_timeouts()
+    })
+    .await;
+    let addr = server.addr;
+    tokio::task::spawn_blocking(move || {
+        let mut reader = TcpStream::connect(addr).unwrap();
+        reader
+            .write_all(b"POST /v3/ai-cut/segment/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n")
+            .unwrap();
+        // One byte every 100 ms: never silent for the 300 ms body timeout, and 20 s for
+        // the whole body, far past the 1 s deadline and the reader's 5 s patience.
+        let mut writer = reader.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..200 {
+                if writer.write_all(b" ").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let (closed, answer) = read_until_closed(&mut reader);
+        assert!(closed, "a trickled body was not cut off");
+        assert!(answer.contains("\"detail\""), "{answer}");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_may_hold_only_so_many_connections() {
     let config = ServeConfig {
         listen: ListenConfig {
