@@ -187,6 +187,12 @@ pub(super) async fn initialize(
         name,
         bytes,
     };
+    // A retry of an upload this replica has prepared: the same session, nothing to redo.
+    if !fresh && state.sessions.holds(&id, &record).await {
+        return Ok(Json(InitializeResponse {
+            unique_filename: id,
+        }));
+    }
     let opened = {
         let _permit = state.cpu_permit().await?;
         state.sessions.open(&id, record).await

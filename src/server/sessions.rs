@@ -29,6 +29,18 @@ pub(super) struct Cached {
     pub owner: String,
     pub image: Arc<LoadedImage>,
     engine_id: SessionId,
+    /// A fingerprint of the uploaded file, so a retried upload of the same file can keep
+    /// the prepared session instead of decoding and preparing it again.
+    upload: u64,
+}
+
+/// A fingerprint of an upload's bytes (not a security check: it only ever compares one
+/// owner's retry with that owner's own earlier upload under the same key).
+fn fingerprint(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
 }
 
 /// Hits and misses of the per-replica cache, for `/metrics`.
@@ -81,8 +93,18 @@ impl Sessions {
     pub async fn open(&self, id: &str, record: SessionRecord) -> Result<(), ApiError> {
         let image = decode(record.bytes.clone(), record.name.clone(), self.decode).await?;
         self.backend.put_session(id, &record).await?;
-        self.prepare(id, record.owner, image).await?;
+        let upload = fingerprint(&record.bytes);
+        self.prepare(id, record.owner, image, upload).await?;
         Ok(())
+    }
+
+    /// Whether this replica already holds session `id` of `record`'s owner, made from the
+    /// same file: a retried initialize (same idempotency key) then has nothing to redo.
+    pub async fn holds(&self, id: &str, record: &SessionRecord) -> bool {
+        match self.cached_for(id, &record.owner).await {
+            Ok(Some(hit)) => hit.upload == fingerprint(&record.bytes),
+            _ => false,
+        }
     }
 
     /// Prepares `image` on the engine and caches the session, closing what that evicts.
@@ -91,6 +113,7 @@ impl Sessions {
         id: &str,
         owner: String,
         image: Arc<LoadedImage>,
+        upload: u64,
     ) -> Result<Arc<Cached>, ApiError> {
         let engine_id = self.engine.initialize(image.clone()).await?;
         // A session made again under the same id (a retried initialize) replaces the old.
@@ -101,6 +124,7 @@ impl Sessions {
             owner,
             image,
             engine_id: engine_id.clone(),
+            upload,
         };
         match self
             .cache
@@ -174,9 +198,10 @@ impl Sessions {
         if record.owner != owner {
             return Err(not_found());
         }
+        let upload = fingerprint(&record.bytes);
         let image = decode(record.bytes, record.name, self.decode).await?;
         self.stats.rebuilds.fetch_add(1, Ordering::Relaxed);
-        self.prepare(id, record.owner, image).await
+        self.prepare(id, record.owner, image, upload).await
     }
 
     async fn drop_cached(&self, id: &SessionId) {

@@ -24,7 +24,18 @@ pub async fn initialize(
     key: &str,
     idempotency: Option<&str>,
 ) -> reqwest::Result<Response> {
-    let part = reqwest::multipart::Part::bytes(scene_png()).file_name("photo.png");
+    initialize_with(client, base, key, idempotency, scene_png()).await
+}
+
+/// An initialize call uploading `png`.
+pub async fn initialize_with(
+    client: &Client,
+    base: &str,
+    key: &str,
+    idempotency: Option<&str>,
+    png: Vec<u8>,
+) -> reqwest::Result<Response> {
+    let part = reqwest::multipart::Part::bytes(png).file_name("photo.png");
     let mut req = client
         .post(format!("{base}/v3/ai-cut/initialize/"))
         .bearer_auth(key)

@@ -13,6 +13,11 @@ use aicut::server::{self, Fault, Gate, KeyPolicy, ListenConfig, RunningServer, S
 use reqwest::Client;
 use serde_json::{Value, json};
 
+use crate::common::{blob_scene, png_bytes};
+use crate::wrapped::{Hooks, Wrapped};
+use aicut::engine::{Engine, EngineError, SessionId};
+use aicut::imageio::LoadedImage;
+
 use crate::api::*;
 
 async fn start(config: ServeConfig) -> RunningServer {
@@ -179,6 +184,71 @@ async fn slow_headers_idle_connections_and_stalled_bodies_are_cut_off() {
     })
     .await
     .unwrap();
+}
+
+/// Counts the sessions the engine is asked to prepare.
+#[derive(Default)]
+struct CountsPrepares(std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl Hooks for CountsPrepares {
+    async fn initialize(
+        &self,
+        inner: &Arc<dyn Engine>,
+        image: Arc<LoadedImage>,
+    ) -> Result<SessionId, EngineError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        inner.initialize(image).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_upload_of_the_same_file_is_not_prepared_again() {
+    let engine = Wrapped::builtin(CountsPrepares::default());
+    // Idempotency keys matter where sessions cost credits.
+    let config = ServeConfig {
+        credits: Some(5),
+        ..two_keys()
+    };
+    let server = server::spawn("127.0.0.1:0".parse().unwrap(), engine.clone(), config)
+        .await
+        .unwrap();
+    let (base, client) = (server.url(), client());
+    let prepared = || engine.0.load(std::sync::atomic::Ordering::SeqCst);
+    let first = initialize(&client, &base, KEY, Some("upload-1"))
+        .await
+        .unwrap();
+    let id = uid_of(first).await;
+    let retry = initialize(&client, &base, KEY, Some("upload-1"))
+        .await
+        .unwrap();
+    assert_eq!(uid_of(retry).await, id);
+    assert_eq!(
+        prepared(),
+        1,
+        "the retry decoded and prepared the same file again"
+    );
+    // The same key with another file: that file is the session now (as before).
+    let other = png_bytes(&blob_scene(120, 90).0);
+    let changed = initialize_with(&client, &base, KEY, Some("upload-1"), other)
+        .await
+        .unwrap();
+    assert_eq!(uid_of(changed).await, id);
+    assert_eq!(prepared(), 2);
+    let r = segment(&client, &base, KEY, &id, 1).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.unwrap();
+    let png = client
+        .get(v["output_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let cut = image::load_from_memory(&png.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        (cut.width(), cut.height()),
+        (120, 90),
+        "the new file is segmented"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../common/wrapped.rs"]
+mod wrapped;
 
 mod api;
 mod holes;
