@@ -184,8 +184,8 @@ impl App {
         );
     }
 
-    /// The candidates' thumbnails along the canvas's bottom; a click on one shows it.
-    pub(super) fn candidate_strip(&mut self, ctx: &egui::Context, ui: &mut Ui, canvas: Rect) {
+    /// Takes in finished thumbnails (of the current list only) as textures.
+    pub(super) fn receive_candidate_thumbs(&mut self, ctx: &egui::Context) {
         let c = &mut self.tools.candidates;
         while let Some(t) = c.thumbs.try_recv() {
             if let Some(list) = c.list.as_mut().filter(|l| l.prompt == t.prompt) {
@@ -196,12 +196,12 @@ impl App {
                     .collect();
             }
         }
-        let Some(open) = self.open.as_ref() else {
-            return;
-        };
-        let Some(list) = c.for_prompt(&open.doc.prompt()) else {
-            return;
-        };
+    }
+
+    /// Draws the candidates' thumbnails along the canvas's bottom; the one clicked, if any.
+    pub(super) fn candidate_strip(&self, ui: &mut Ui, canvas: Rect) -> Option<usize> {
+        let open = self.open.as_ref()?;
+        let list = self.tools.candidates.for_prompt(&open.doc.prompt())?;
         let side = THUMB as f32 + 8.0;
         let mut picked = None;
         for (i, t) in list.thumbs.iter().enumerate() {
@@ -230,9 +230,7 @@ impl App {
             let stroke = egui::Stroke::new(width, colour);
             painter.rect_stroke(r, 4.0, stroke, egui::StrokeKind::Inside);
         }
-        if let Some(i) = picked {
-            self.show_candidate(i);
-        }
+        picked
     }
 }
 

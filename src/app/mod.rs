@@ -367,8 +367,9 @@ impl App {
 
     // ---- each frame ----
 
-    /// Takes in worker reports and finished tasks.
-    fn poll(&mut self) {
+    /// Takes in worker reports, finished tasks and candidates' thumbnails.
+    fn poll(&mut self, ctx: &egui::Context) {
+        self.receive_candidate_thumbs(ctx);
         while let Some(ev) = self.engine.try_event() {
             self.worker_event(ev);
         }
@@ -420,7 +421,7 @@ impl eframe::App for App {
         if let Some(path) = self.files.open_on_start.take() {
             self.open_path(path);
         }
-        self.poll();
+        self.poll(&ctx);
         let actions = self.keyboard_and_drops(&ctx);
         self.apply_all(actions);
         self.update_layers();

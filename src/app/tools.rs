@@ -180,7 +180,9 @@ impl App {
             stroke::draw(painter, &open.view, s, colour);
         }
         self.draw_candidate_badge(painter, self.canvas.rect);
-        self.candidate_strip(ctx, ui, self.canvas.rect);
+        if let Some(i) = self.candidate_strip(ui, self.canvas.rect) {
+            self.show_candidate(i);
+        }
         self.draw_loupe(ctx, painter, hover);
     }
 
