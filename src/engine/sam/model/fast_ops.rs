@@ -69,7 +69,7 @@ unsafe fn gelu_avx2(xs: &mut [f32]) {
 }
 
 /// GELU over a slice, in place, on the calling thread.
-fn gelu_slice(xs: &mut [f32]) {
+pub(super) fn gelu_slice(xs: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
@@ -130,7 +130,7 @@ unsafe fn softmax_rows_avx2(rows: &mut [f32], n: usize) {
 }
 
 /// Softmax of each `n`-long row of `rows`, in place, on the calling thread.
-fn softmax_rows(rows: &mut [f32], n: usize) {
+pub(super) fn softmax_rows(rows: &mut [f32], n: usize) {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
@@ -140,7 +140,7 @@ fn softmax_rows(rows: &mut [f32], n: usize) {
 }
 
 /// The f32 values a fused op reads: the tensor must be contiguous.
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+pub(super) fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&s.as_slice::<f32>()?[a..b]),
         None => candle_core::bail!("a fused op needs contiguous tensors"),
@@ -148,7 +148,7 @@ fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
 }
 
 /// The f32 values an in-place op overwrites: contiguous and f32.
-fn contiguous_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> Result<&'a mut [f32]> {
+pub(super) fn contiguous_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> Result<&'a mut [f32]> {
     let Some((a, b)) = l.contiguous_offsets() else {
         candle_core::bail!("a fused op needs contiguous tensors");
     };
@@ -160,7 +160,7 @@ fn contiguous_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> Result<&'a mut [f32]
 
 /// Elements per rayon task for element-wise passes: large enough to amortise the task,
 /// small enough to stay in cache and to balance two to sixteen threads.
-const CHUNK: usize = 1 << 14;
+pub(super) const CHUNK: usize = 1 << 14;
 
 struct Gelu;
 

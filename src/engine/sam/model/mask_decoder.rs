@@ -1,7 +1,8 @@
 use candle_core::{IndexOp, Result, Tensor};
 use candle_nn::{Module, VarBuilder};
 
-use super::fast_ops::GeluExact;
+use super::decoder_ops::bias_norm_gelu;
+use super::fast_ops::{Act, bias_act};
 use super::prompt_encoder::Dense;
 use super::transformer::{ImageCache, TwoWayTransformer};
 
@@ -82,9 +83,16 @@ impl Upscale {
         })
     }
 
-    /// `(pixels, cin)` to `(4 * pixels, cout)`: each input pixel's 2x2 block, `(ky, kx)`.
+    /// `(pixels, cin)` to `(pixels, 4 * cout)` without the bias: each input pixel's 2x2
+    /// block, `(ky, kx)`, one after the other in its row.
+    fn product(&self, xs: &Tensor) -> Result<Tensor> {
+        xs.matmul(&self.weight)
+    }
+
+    /// `(pixels, cin)` to `(4 * pixels, cout)`, the bias added (the plain composition).
+    #[cfg(test)]
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let out = xs.matmul(&self.weight)?.broadcast_add(&self.bias)?;
+        let out = self.product(xs)?.broadcast_add(&self.bias)?;
         out.reshape(((), self.cout))
     }
 }
@@ -95,7 +103,8 @@ pub struct MaskDecoder {
     mask_tokens: candle_nn::Embedding,
     iou_prediction_head: MlpMaskDecoder,
     output_upscaling_conv1: Upscale,
-    output_upscaling_ln: super::LayerNorm2d,
+    /// The upscaling's layer norm: its weight, then its bias.
+    output_upscaling_ln: Tensor,
     output_upscaling_conv2: Upscale,
     num_mask_tokens: usize,
     output_hypernetworks_mlps: Vec<MlpMaskDecoder>,
@@ -143,8 +152,14 @@ impl MaskDecoder {
             transformer_dim / 4,
             vb.pp("output_upscaling.0"),
         )?;
-        let output_upscaling_ln =
-            super::LayerNorm2d::new(transformer_dim / 4, 1e-6, vb.pp("output_upscaling.1"))?;
+        let ln = vb.pp("output_upscaling.1");
+        let output_upscaling_ln = Tensor::cat(
+            &[
+                ln.get(transformer_dim / 4, "weight")?,
+                ln.get(transformer_dim / 4, "bias")?,
+            ],
+            0,
+        )?;
         let output_upscaling_conv2 = Upscale::new(
             transformer_dim / 4,
             transformer_dim / 8,
@@ -236,12 +251,14 @@ impl MaskDecoder {
 
     /// The upscaled mask embedding of the image tokens `(4096, C)`, in the blocks order of
     /// [`Upscale`]: `(4096 * 16, C / 8)`.
+    /// Bias, layer norm (eps 1e-6, as the reference's `LayerNorm2d`) and GELU run fused,
+    /// in place on each product.
     fn upscale(&self, src: &Tensor) -> Result<Tensor> {
-        let ln = &self.output_upscaling_ln;
-        let eps = ln.eps as f32;
-        let up = self.output_upscaling_conv1.forward(src)?;
-        let up = candle_nn::ops::layer_norm(&up, &ln.weight, &ln.bias, eps)?.gelu_exact()?;
-        self.output_upscaling_conv2.forward(&up)?.gelu_exact()
+        let (conv1, conv2) = (&self.output_upscaling_conv1, &self.output_upscaling_conv2);
+        let up = conv1.product(src)?;
+        let up = bias_norm_gelu(up, &conv1.bias, &self.output_upscaling_ln, 1e-6)?;
+        let up = conv2.product(&up.reshape(((), conv1.cout))?)?;
+        bias_act(up, &conv2.bias, 1, Act::Gelu)?.reshape(((), conv2.cout))
     }
 }
 

@@ -2,6 +2,8 @@ use super::fast_ops::GeluExact;
 use candle_core::{D, DType, IndexOp, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use super::decoder_ops::plus;
+use super::fast_ops::{Act, bias_act};
 use super::transformer::DenseTerm;
 
 #[derive(Debug)]
@@ -266,12 +268,15 @@ impl Dense {
     /// `tokens + dense`, `(4096, C)`.
     pub fn add_to(&self, tokens: &Tensor) -> Result<Tensor> {
         match self {
-            Dense::Constant(row) => tokens.broadcast_add(row),
+            Dense::Constant(row) => plus(tokens, row.clone()),
             Dense::Map {
                 hidden,
                 weight,
                 bias,
-            } => (tokens + hidden.matmul(&weight.t()?)?)?.broadcast_add(bias),
+            } => {
+                let sum = plus(tokens, hidden.matmul(&weight.t()?)?)?;
+                bias_act(sum, bias, 1, Act::Identity)
+            }
         }
     }
 }
@@ -286,9 +291,8 @@ impl DenseTerm for Dense {
                 bias,
             } => {
                 let folded = w.matmul(weight)?; // (C / 2, 16)
-                hidden
-                    .matmul(&folded.t()?)?
-                    .broadcast_add(&bias.matmul(&w.t()?)?)
+                let row = bias.matmul(&w.t()?)?;
+                bias_act(hidden.matmul(&folded.t()?)?, &row, 1, Act::Identity)
             }
         }
     }

@@ -13,11 +13,14 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{LayerNorm, Linear, Module, VarBuilder, layer_norm};
 
-/// `x W^T + b` for 2-D `x`.
+use super::decoder_ops::{plus, softmax_last_dim, sum};
+use super::fast_ops::{Act, bias_act};
+
+/// `x W^T + b` for 2-D `x` (the bias added in place on the fresh product).
 fn lin(x: &Tensor, l: &Linear) -> Result<Tensor> {
     let y = x.matmul(&l.weight().t()?)?;
     match l.bias() {
-        Some(b) => y.broadcast_add(b),
+        Some(b) => bias_act(y, b, 1, Act::Identity),
         None => Ok(y),
     }
 }
@@ -120,7 +123,7 @@ impl Attention {
         let v = heads(&lin(v, &self.v_proj)?)?;
         let (_, n, d) = q.dims3()?;
         let attn = (q.matmul(&k.t()?)? / (d as f64).sqrt())?;
-        let out = candle_nn::ops::softmax_last_dim(&attn)?.matmul(&v)?;
+        let out = softmax_last_dim(attn)?.matmul(&v)?;
         lin(&out.transpose(0, 1)?.reshape((n, ()))?, &self.out_proj)
     }
 
@@ -139,7 +142,7 @@ impl Attention {
             Image::Raw { k_in, v_in } => {
                 // q (W_k x + b_k) = (q W_k) x + a constant per row, which softmax ignores.
                 let scores = qbd.matmul(self.k_proj.weight())?.matmul(&k_in.t()?)?;
-                let p = candle_nn::ops::softmax_last_dim(&scores)?;
+                let p = softmax_last_dim(scores)?;
                 // p (W_v x + b_v)^T = (p x) W_v^T + b_v: each row of p sums to one.
                 let mixed = p.matmul(v_in)?.matmul(&self.v_proj.weight().t()?)?;
                 let out = diag_blocks(&mixed, heads)?.broadcast_add(bias(&self.v_proj)?)?;
@@ -149,7 +152,7 @@ impl Attention {
     }
 
     fn tokens_to_image_projected(&self, qbd: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
-        let p = candle_nn::ops::softmax_last_dim(&qbd.matmul(&k.t()?)?)?;
+        let p = softmax_last_dim(qbd.matmul(&k.t()?)?)?;
         let out = diag_blocks(&p.matmul(v)?, self.num_heads)?;
         lin(&out, &self.out_proj)
     }
@@ -173,17 +176,16 @@ impl Attention {
                 // (W_q x + b_q) k = x (W_q^T k) + b_q k.
                 let g = kbd.matmul(self.q_proj.weight())?;
                 let r = kbd.matmul(&bias(&self.q_proj)?.unsqueeze(1)?)?;
-                q_in.matmul(&g.t()?)?.broadcast_add(&r.t()?)?
+                bias_act(q_in.matmul(&g.t()?)?, &r.flatten_all()?, 1, Act::Identity)?
             }
         };
         let rows = scores.dim(0)?;
-        let p = candle_nn::ops::softmax_last_dim(&scores.reshape((rows, heads, n))?)?
-            .reshape((rows, heads * n))?;
+        let p = softmax_last_dim(scores.reshape((rows, heads, n))?)?.reshape((rows, heads * n))?;
         let vbd = block_diag(&v, heads)?;
         if folded {
             // (p v) W_o^T = p (v W_o^T): 8n inner products per pixel instead of 128.
             let u = lin(&vbd, &self.out_proj)?.broadcast_sub(bias(&self.out_proj)?)?;
-            p.matmul(&u)?.broadcast_add(bias(&self.out_proj)?)
+            bias_act(p.matmul(&u)?, bias(&self.out_proj)?, 1, Act::Identity)
         } else {
             lin(&p.matmul(&vbd)?, &self.out_proj)
         }
@@ -270,15 +272,15 @@ impl TwoWayAttentionBlock {
         let i2t = &self.cross_attn_image_to_token;
         let projected = match cached {
             Some((c, dense)) => Some((
-                c.k.broadcast_add(&dense.project(t2i.k_proj.weight())?)?,
-                c.v.broadcast_add(&dense.project(t2i.v_proj.weight())?)?,
-                c.q.broadcast_add(&dense.project(i2t.q_proj.weight())?)?,
+                plus(&c.k, dense.project(t2i.k_proj.weight())?)?,
+                plus(&c.v, dense.project(t2i.v_proj.weight())?)?,
+                plus(&c.q, dense.project(i2t.q_proj.weight())?)?,
             )),
             None => None,
         };
         let keys_pe = match projected {
             Some(_) => None,
-            None => Some((keys + key_pe)?),
+            None => Some(sum(keys, key_pe)?),
         };
         let (image, image_queries) = match (&projected, &keys_pe) {
             (Some((pk, pv, pq)), _) => (
@@ -304,7 +306,7 @@ impl TwoWayAttentionBlock {
         // Cross attention block, image embedding attending to tokens
         let q = (&queries + query_pe)?;
         let attn_out = i2t.image_to_tokens(image_queries, &q, &queries)?;
-        let keys = self.norm4.forward(&(keys + attn_out)?)?;
+        let keys = self.norm4.forward(&plus(keys, attn_out)?)?;
 
         Ok((queries, keys))
     }
@@ -376,7 +378,7 @@ impl TwoWayTransformer {
             (queries, keys) = layer.forward(&queries, &keys, point_embedding, image_pe, cached)?
         }
         let q = (&queries + point_embedding)?;
-        let k = (&keys + image_pe)?;
+        let k = sum(&keys, image_pe)?;
         let image = Image::Raw {
             k_in: &k,
             v_in: &keys,

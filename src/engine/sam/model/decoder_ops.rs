@@ -1,0 +1,210 @@
+//! Fused CPU passes for the mask decoder's per-click work. `perf` on the decoder loop of
+//! `aicut bench --engine sam` showed a quarter of its time in candle's element-wise ops on
+//! `(4096, C)` tensors: above 64K elements they run on candle's own spinning thread pool,
+//! whose waits cost more than the adds when two shared cores also run rayon's pool (for
+//! gemm). These passes run on rayon, in place on fresh tensors, one pass where candle makes
+//! two or three (bias, layer norm, GELU).
+
+use candle_core::{CpuStorage, DType, InplaceOp1, InplaceOp3, Layout, Result, Tensor};
+use rayon::prelude::*;
+
+use super::fast_ops::{self, Act, CHUNK, contiguous, contiguous_mut, gelu_slice, softmax_rows};
+
+fn fast_path(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous()
+}
+
+/// Softmax over the last axis, in place.
+struct Softmax;
+
+impl InplaceOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "softmax-last-dim"
+    }
+
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> Result<()> {
+        let n = *l.dims().last().unwrap_or(&0);
+        let data = contiguous_mut(s, l)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let rows = (CHUNK / n).max(1);
+        data.par_chunks_mut(rows * n)
+            .for_each(|c| softmax_rows(c, n));
+        Ok(())
+    }
+}
+
+/// Softmax over the last axis of a fresh, unshared tensor (updated in place and returned).
+pub fn softmax_last_dim(fresh: Tensor) -> Result<Tensor> {
+    if fast_path(&fresh) {
+        fresh.inplace_op1(&Softmax)?;
+        return Ok(fresh);
+    }
+    candle_nn::ops::softmax_last_dim(&fresh)
+}
+
+/// `shared + term` where `term` is fresh and either `shared`'s shape (then updated in
+/// place) or one row broadcast over `shared`'s rows.
+pub fn plus(shared: &Tensor, term: Tensor) -> Result<Tensor> {
+    if term.dims() == shared.dims() {
+        return fast_ops::add_act(term, shared, Act::Identity);
+    }
+    if term.dim(0)? == 1 && term.rank() == 2 && shared.rank() == 2 {
+        return fast_ops::bias_act(shared.copy()?, &term.flatten_all()?, 1, Act::Identity);
+    }
+    shared.broadcast_add(&term)
+}
+
+/// `a + b` for two tensors of one shape that are both kept: one copy, one in-place pass.
+pub fn sum(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    fast_ops::add_act(a.copy()?, b, Act::Identity)
+}
+
+/// `gelu(layer_norm(x + bias))` with each row of `x` holding whole pixels of `c` channels
+/// (the decoder's first upscaling: four output pixels per row); the norm is over each
+/// pixel's channels, `params` holds the norm's weight then its bias (`2c`).
+struct BiasNormGelu {
+    c: usize,
+    eps: f32,
+}
+
+#[inline(always)]
+fn bias_norm_gelu_rows(rows: &mut [f32], bias: &[f32], params: &[f32], eps: f32) {
+    let c = params.len() / 2;
+    let (w, beta) = params.split_at(c);
+    for row in rows.chunks_exact_mut(bias.len()) {
+        for (px, b) in row.chunks_exact_mut(c).zip(bias.chunks_exact(c)) {
+            px.iter_mut().zip(b).for_each(|(x, b)| *x += b);
+            let mean = px.iter().sum::<f32>() / c as f32;
+            let var = px.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / c as f32;
+            let inv = 1.0 / (var + eps).sqrt();
+            for ((x, w), b) in px.iter_mut().zip(w).zip(beta) {
+                *x = (*x - mean) * inv * w + b;
+            }
+        }
+    }
+    gelu_slice(rows);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn bias_norm_gelu_rows_avx2(rows: &mut [f32], bias: &[f32], params: &[f32], eps: f32) {
+    bias_norm_gelu_rows(rows, bias, params, eps)
+}
+
+impl InplaceOp3 for BiasNormGelu {
+    fn name(&self) -> &'static str {
+        "bias-norm-gelu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<()> {
+        let (bias, params) = (contiguous(s2, l2)?, contiguous(s3, l3)?);
+        let data = contiguous_mut(s1, l1)?;
+        let (c, n) = (self.c, bias.len());
+        if c == 0 || params.len() != 2 * c || n % c != 0 || n == 0 || data.len() % n != 0 {
+            candle_core::bail!("bias-norm-gelu of {:?} with bias {n}", l1.shape());
+        }
+        let eps = self.eps;
+        let rows = (CHUNK / n).max(1);
+        data.par_chunks_mut(rows * n).for_each(|chunk| {
+            #[cfg(target_arch = "x86_64")]
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU has AVX2 and FMA, checked just above.
+                return unsafe { bias_norm_gelu_rows_avx2(chunk, bias, params, eps) };
+            }
+            bias_norm_gelu_rows(chunk, bias, params, eps)
+        });
+        Ok(())
+    }
+}
+
+/// `gelu(layer_norm(x + bias))`, the norm over each group of `c` channels with
+/// `params = [weight, bias]`; `fresh` `(rows, k * c)` is updated in place and returned.
+pub fn bias_norm_gelu(fresh: Tensor, bias: &Tensor, params: &Tensor, eps: f32) -> Result<Tensor> {
+    let c = params.elem_count() / 2;
+    if fast_path(&fresh) {
+        let op = BiasNormGelu { c, eps };
+        fresh.inplace_op3(&bias.contiguous()?, &params.contiguous()?, &op)?;
+        return Ok(fresh);
+    }
+    let shape = fresh.dims().to_vec();
+    let x = fresh
+        .broadcast_add(&bias.flatten_all()?)?
+        .reshape(((), c))?;
+    let (w, b) = (params.narrow(0, 0, c)?, params.narrow(0, c, c)?);
+    candle_nn::ops::layer_norm(&x, &w, &b, eps)?
+        .gelu_erf()?
+        .reshape(shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::max_diff;
+    use super::*;
+    use candle_core::Device;
+
+    fn randn(shape: (usize, usize)) -> Tensor {
+        Tensor::randn(0f32, 1.0, shape, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn softmax_matches_candles() {
+        // Rows of 7 (the image-to-token attention) and of 4096 (token to image).
+        for (rows, n) in [(5000, 7), (9, 4096), (3, 1)] {
+            let x = (randn((rows, n)) * 4.0).unwrap();
+            let theirs = candle_nn::ops::softmax_last_dim(&x).unwrap();
+            let ours = softmax_last_dim(x.copy().unwrap()).unwrap();
+            let diff = max_diff(&ours, &theirs);
+            assert!(diff < 1e-6, "{rows}x{n}: {diff}");
+        }
+    }
+
+    #[test]
+    fn plus_and_sum_match_broadcast_add() {
+        let shared = randn((300, 64));
+        let full = randn((300, 64));
+        let row = randn((1, 64));
+        let theirs = (&shared + &full).unwrap();
+        assert_eq!(
+            max_diff(&plus(&shared, full.copy().unwrap()).unwrap(), &theirs),
+            0.0
+        );
+        assert_eq!(max_diff(&sum(&shared, &full).unwrap(), &theirs), 0.0);
+        let theirs = shared.broadcast_add(&row).unwrap();
+        assert_eq!(max_diff(&plus(&shared, row).unwrap(), &theirs), 0.0);
+    }
+
+    #[test]
+    fn bias_norm_gelu_matches_add_layer_norm_then_exact_gelu() {
+        let (rows, k, c) = (1000, 4, 64);
+        let x = (randn((rows, k * c)) * 3.0).unwrap();
+        let bias = randn((1, k * c));
+        let (w, b) = (randn((1, c)).flatten_all().unwrap(), randn((1, c)));
+        let params = Tensor::cat(&[&w, &b.flatten_all().unwrap()], 0).unwrap();
+        let eps = 1e-6;
+        let ours = bias_norm_gelu(x.copy().unwrap(), &bias, &params, eps).unwrap();
+        let summed = x
+            .broadcast_add(&bias)
+            .unwrap()
+            .reshape((rows * k, c))
+            .unwrap();
+        let b = b.flatten_all().unwrap();
+        let theirs = candle_nn::ops::layer_norm(&summed, &w, &b, eps)
+            .unwrap()
+            .gelu_erf()
+            .unwrap()
+            .reshape((rows, k * c))
+            .unwrap();
+        let diff = max_diff(&ours, &theirs);
+        assert!(diff < 1e-4, "{diff}");
+    }
+}
