@@ -169,14 +169,16 @@ mod tests {
     #[test]
     fn the_combine_table_adds_stencil_offsets() {
         let offset = |s: usize| ((s % 5) as isize - 2, (s / 5) as isize - 2);
-        for a in 0..DIAG {
-            for b in 0..DIAG {
+        for (a, row) in COMBINE.iter().enumerate() {
+            for (b, &got) in row.iter().enumerate() {
                 let ((ax, ay), (bx, by)) = (offset(a), offset(b));
                 let (dx, dy) = (ax + bx, ay + by);
-                let want = (dx.abs() <= 2 && dy.abs() <= 2)
-                    .then(|| ((dx + 2) + 5 * (dy + 2)) as u8)
-                    .unwrap_or(OUTSIDE);
-                assert_eq!(COMBINE[a][b], want, "slots {a} and {b}");
+                let want = if dx.abs() <= 2 && dy.abs() <= 2 {
+                    ((dx + 2) + 5 * (dy + 2)) as u8
+                } else {
+                    OUTSIDE
+                };
+                assert_eq!(got, want, "slots {a} and {b}");
             }
         }
     }
