@@ -17,9 +17,12 @@ unknown region (SAD = sum |alpha - gt| / 1000, MSE = mean squared error x 1000; 
 
 aicut's time is the wall time of the whole `aicut matte` process (decode, solve, PNG);
 pymatting's is the call alone, after a warm-up that compiles its numba kernels.
+CPU seconds (user + system, all threads) are printed beside the wall time: on a shared
+machine they are the steadier measure.
 """
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -62,19 +65,25 @@ def errors(alpha, gt, region):
 
 def run_aicut(exe, image_path, second, out_dir, extra):
     alpha_path = os.path.join(out_dir, "alpha.png")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     subprocess.run([exe, "matte", image_path, second, "-o", alpha_path] + extra,
                    check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
-    return load(alpha_path, grey=True) / 255.0, seconds
+    return load(alpha_path, grey=True) / 255.0, seconds, children_cpu() - cpu
+
+
+def children_cpu():
+    """User + system CPU seconds of finished child processes."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def run_pymatting(method, image, trimap):
     import pymatting
     fn = {"cf": pymatting.estimate_alpha_cf, "knn": pymatting.estimate_alpha_knn}[method]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     alpha = fn(image.astype(np.float64) / 255.0, trimap.astype(np.float64) / 255.0)
-    return np.clip(alpha, 0, 1), time.perf_counter() - start
+    return np.clip(alpha, 0, 1), time.perf_counter() - start, time.process_time() - cpu
 
 
 def warm_up(methods):
@@ -91,9 +100,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="/work/shared/datasets/matting")
     ap.add_argument("--aicut", default="target/release/aicut")
+    ap.add_argument("--baseline", help="another aicut binary, run as method 'base' "
+                    "(before/after comparisons in one run)")
     ap.add_argument("--scenarios", default="given,coarse,derived")
     ap.add_argument("--methods", default="aicut,cf,knn",
-                    help="comma list of aicut, cf, knn")
+                    help="comma list of aicut, base (with --baseline), cf, knn")
     ap.add_argument("--knn-scenarios", default="given",
                     help="scenarios KNN runs in (it takes ~20 s an image)")
     ap.add_argument("--widen", type=int, default=10, help="coarse: pixels added")
@@ -132,33 +143,36 @@ def main():
                 region = unknown1 | ((trimap > 25) & (trimap < 230))
                 runs = []
                 if scenario == "derived":
-                    runs.append(("hard", (gt >= 0.5).astype(np.float64), 0.0))
+                    runs.append(("hard", (gt >= 0.5).astype(np.float64), 0.0, 0.0))
                 for m in methods:
-                    if m == "aicut":
+                    if m in ("aicut", "base"):
+                        exe = args.aicut if m == "aicut" else args.baseline
                         if scenario == "derived":
                             extra = ["--from-selection", "--band", str(args.band)]
-                            a, s = run_aicut(args.aicut, image_path, sel_path, tmp, extra)
+                            a, s, c = run_aicut(exe, image_path, sel_path, tmp, extra)
                         else:
-                            a, s = run_aicut(args.aicut, image_path, tri_path, tmp, [])
+                            a, s, c = run_aicut(exe, image_path, tri_path, tmp, [])
                     elif m == "knn" and scenario not in args.knn_scenarios.split(","):
                         continue
                     else:
-                        a, s = run_pymatting(m, image, trimap)
-                    runs.append((m, a, s))
-                for m, a, s in runs:
+                        a, s, c = run_pymatting(m, image, trimap)
+                    runs.append((m, a, s, c))
+                for m, a, s, c in runs:
                     sad, mse = errors(a, gt, region)
-                    results.setdefault((scenario, m), []).append((sad, mse, s))
+                    results.setdefault((scenario, m), []).append((sad, mse, s, c))
                     print(f"{name} {scenario:8} {m:6} SAD {sad:7.2f} MSE {mse:7.2f} "
-                          f"{s:6.2f} s", file=sys.stderr, flush=True)
+                          f"{s:6.2f} s {c:6.2f} cpu s", file=sys.stderr, flush=True)
 
     print(f"\n{len(names)} images; load average at the end: "
           f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}")
-    print(f"{'scenario':9} {'method':7} {'mean SAD':>9} {'mean MSE':>9} {'median s':>9}")
+    print(f"{'scenario':9} {'method':7} {'mean SAD':>9} {'mean MSE':>9} {'median s':>9} "
+          f"{'median cpu s':>13}")
     for (scenario, m), rows in results.items():
         sad = statistics.mean(r[0] for r in rows)
         mse = statistics.mean(r[1] for r in rows)
         sec = statistics.median(r[2] for r in rows)
-        print(f"{scenario:9} {m:7} {sad:9.2f} {mse:9.2f} {sec:9.3f}")
+        cpu = statistics.median(r[3] for r in rows)
+        print(f"{scenario:9} {m:7} {sad:9.2f} {mse:9.2f} {sec:9.3f} {cpu:13.3f}")
 
 
 if __name__ == "__main__":
