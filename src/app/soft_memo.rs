@@ -1,22 +1,38 @@
 //! The soft-edge pass of the latest mask, run once and shared. With soft edges the tint,
-//! the cut-out view, a copy and a save all need the same matted alpha and colours; on a
-//! 12 MP photo one pass takes seconds, so switching views and then saving must not run it
-//! three more times. Background tasks ask; the first runs the pass, the others wait for it.
+//! the cut-out view, a copy and a save all need the same matted alpha (and all but the
+//! tint the foreground colours too); on a 12 MP photo each half of the pass takes seconds,
+//! so switching views and then saving must not run it again. Background tasks ask; the
+//! first runs a half, the others wait for it.
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+use image::GrayImage;
+
 use crate::engine::AlphaMask;
 use crate::imageio::LoadedImage;
-use crate::matting::{EdgeOptions, Edges, SoftCut};
+use crate::matting::{EdgeOptions, Edges, SoftAlpha, SoftCut};
 
-/// One pass: for which image, mask and edges, and its result once it is done.
+/// The matted alpha, at full precision (for the colours) and as the 8-bit picture.
+struct Alpha {
+    matte: SoftAlpha,
+    image: Arc<GrayImage>,
+}
+
+/// The two halves of one pass, each run once when first asked for.
+#[derive(Default)]
+struct Halves {
+    alpha: OnceLock<Option<Alpha>>,
+    cut: OnceLock<Option<Arc<SoftCut>>>,
+}
+
+/// One pass: for which image, mask and edges, and its halves.
 struct Entry {
     // Weak, so a closed image is freed; its allocation stays, so the address is not reused
     // by another image while the entry could match it.
     image: Weak<LoadedImage>,
     mask: Weak<AlphaMask>,
     edges: EdgeOptions,
-    cut: Arc<OnceLock<Option<Arc<SoftCut>>>>,
+    halves: Arc<Halves>,
 }
 
 impl Entry {
@@ -32,37 +48,67 @@ impl Entry {
 pub struct SoftMemo(Arc<Mutex<Option<Entry>>>);
 
 impl SoftMemo {
-    /// The soft-edge pass of `image` under `mask`, run here unless it ran (or is running)
-    /// for the same three already; None for hard edges.
+    /// The pass's halves for these three: the entry's own when it is for them, else a new
+    /// entry (which replaces it). None for hard edges.
+    fn halves(
+        &self,
+        image: &Arc<LoadedImage>,
+        mask: &Arc<AlphaMask>,
+        edges: EdgeOptions,
+    ) -> Option<Arc<Halves>> {
+        if edges.edges == Edges::Hard {
+            return None;
+        }
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = slot.as_ref().filter(|e| e.is_for(image, mask, edges)) {
+            return Some(entry.halves.clone());
+        }
+        let halves = Arc::new(Halves::default());
+        *slot = Some(Entry {
+            image: Arc::downgrade(image),
+            mask: Arc::downgrade(mask),
+            edges,
+            halves: halves.clone(),
+        });
+        Some(halves)
+    }
+
+    /// The soft alpha of `image` under `mask` (the first half of the pass), run here
+    /// unless it ran or is running for the same three; None for hard edges.
+    pub fn alpha(
+        &self,
+        image: &Arc<LoadedImage>,
+        mask: &Arc<AlphaMask>,
+        edges: EdgeOptions,
+    ) -> Option<Arc<GrayImage>> {
+        let halves = self.halves(image, mask, edges)?;
+        // The work runs outside the lock: a pass for another mask is not held up by it.
+        let alpha = halves.alpha.get_or_init(|| first_half(image, mask, edges));
+        alpha.as_ref().map(|a| a.image.clone())
+    }
+
+    /// The whole pass (alpha and colours) of `image` under `mask`, each half run here
+    /// unless it ran or is running for the same three; None for hard edges.
     pub fn get(
         &self,
         image: &Arc<LoadedImage>,
         mask: &Arc<AlphaMask>,
         edges: EdgeOptions,
     ) -> Option<Arc<SoftCut>> {
-        if edges.edges == Edges::Hard {
-            return None;
-        }
-        let cell = {
-            let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            match slot.as_ref() {
-                Some(entry) if entry.is_for(image, mask, edges) => entry.cut.clone(),
-                _ => {
-                    let cut = Arc::new(OnceLock::new());
-                    *slot = Some(Entry {
-                        image: Arc::downgrade(image),
-                        mask: Arc::downgrade(mask),
-                        edges,
-                        cut: cut.clone(),
-                    });
-                    cut
-                }
-            }
-        };
-        // Outside the lock: a pass for another mask is not held up by this one.
-        cell.get_or_init(|| crate::matting::soft_cut(image.pixels(), mask, edges).map(Arc::new))
-            .clone()
+        let halves = self.halves(image, mask, edges)?;
+        let alpha = halves.alpha.get_or_init(|| first_half(image, mask, edges));
+        let cut = halves.cut.get_or_init(|| {
+            let alpha = alpha.as_ref()?;
+            Some(Arc::new(alpha.matte.cut(image.pixels())))
+        });
+        cut.clone()
     }
+}
+
+fn first_half(image: &LoadedImage, mask: &AlphaMask, edges: EdgeOptions) -> Option<Alpha> {
+    let matte = crate::matting::soft_matte(image.pixels(), mask, edges)?;
+    let image = Arc::new(matte.image());
+    Some(Alpha { matte, image })
 }
 
 #[cfg(test)]
@@ -71,12 +117,11 @@ mod tests {
     use image::{GrayImage, Luma, RgbaImage};
 
     fn scene() -> (Arc<LoadedImage>, Arc<AlphaMask>) {
+        // Red to blue over a blurred edge at x = 16, as an out-of-focus outline is.
         let img = RgbaImage::from_fn(32, 32, |x, _| {
-            if x < 16 {
-                image::Rgba([200, 40, 40, 255])
-            } else {
-                image::Rgba([20, 20, 220, 255])
-            }
+            let t = ((x as f32 - 13.0) / 6.0).clamp(0.0, 1.0);
+            let mix = |a: f32, b: f32| (a + (b - a) * t) as u8;
+            image::Rgba([mix(200.0, 20.0), mix(40.0, 20.0), mix(40.0, 220.0), 255])
         });
         let mask = GrayImage::from_fn(32, 32, |x, _| Luma([if x < 16 { 255 } else { 0 }]));
         (Arc::new(LoadedImage::from_pixels("t", img)), Arc::new(mask))
@@ -101,6 +146,26 @@ mod tests {
         // The same pass as the matting module's own.
         let direct = crate::matting::soft_cut(image.pixels(), &mask, soft()).unwrap();
         assert_eq!(first.alpha, direct.alpha);
+    }
+
+    #[test]
+    fn the_tint_s_alpha_is_the_first_half_of_the_later_cut() {
+        let (image, mask) = scene();
+        let memo = SoftMemo::default();
+        let alpha = memo
+            .alpha(&image, &mask, soft())
+            .expect("soft edges give an alpha");
+        let cut = memo.get(&image, &mask, soft()).unwrap();
+        assert_eq!(*alpha, cut.alpha);
+        assert!(
+            (alpha.pixels()).any(|p| p.0[0] > 0 && p.0[0] < 255),
+            "the scene's edge was not matted"
+        );
+        // Asking for the alpha again runs nothing new.
+        assert!(Arc::ptr_eq(
+            &alpha,
+            &memo.alpha(&image, &mask, soft()).unwrap()
+        ));
     }
 
     #[test]
@@ -129,5 +194,6 @@ mod tests {
         let third = memo.get(&image, &same_pixels, wider).unwrap();
         assert!(!Arc::ptr_eq(&second, &third));
         assert!(memo.get(&image, &mask, EdgeOptions::HARD).is_none());
+        assert!(memo.alpha(&image, &mask, EdgeOptions::HARD).is_none());
     }
 }

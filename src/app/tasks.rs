@@ -389,14 +389,16 @@ pub fn tint_image(mask: &GrayImage, size: [usize; 2]) -> ColorImage {
 /// the foreground's estimated colours, as a save would write them.
 fn layer_image(job: &LayerJob, soft: &SoftMemo) -> ColorImage {
     let pixels = job.image.pixels();
-    let soft = soft.get(&job.image, &job.mask, job.edges);
-    match (job.kind, soft) {
-        (LayerKind::Tint, Some(s)) => tint_image(&s.alpha, job.display_size),
-        (LayerKind::Tint, None) => tint_image(&job.mask, job.display_size),
-        (LayerKind::Cutout, Some(s)) => {
-            cutout_image(&s.painted(pixels), &s.alpha, job.display_size)
-        }
-        (LayerKind::Cutout, None) => cutout_image(pixels, &job.mask, job.display_size),
+    match job.kind {
+        // The tint shows the alpha only: no colours to estimate (yet).
+        LayerKind::Tint => match soft.alpha(&job.image, &job.mask, job.edges) {
+            Some(alpha) => tint_image(&alpha, job.display_size),
+            None => tint_image(&job.mask, job.display_size),
+        },
+        LayerKind::Cutout => match soft.get(&job.image, &job.mask, job.edges) {
+            Some(s) => cutout_image(&s.painted(pixels), &s.alpha, job.display_size),
+            None => cutout_image(pixels, &job.mask, job.display_size),
+        },
     }
 }
 

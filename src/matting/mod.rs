@@ -12,7 +12,7 @@ pub mod pcg;
 pub mod solve;
 pub mod trimap;
 
-pub use pass::{EdgeOptions, Edges, SoftCut, soft_alpha, soft_cut};
+pub use pass::{EdgeOptions, Edges, SoftAlpha, SoftCut, soft_alpha, soft_cut, soft_matte};
 pub use solve::solve_alpha;
 
 /// Linear RGB samples in 0..=1 (the sRGB codes scaled; matting works on them as stored).

@@ -94,46 +94,56 @@ impl SoftCut {
 /// The soft pass's alpha alone (band and solve, no colours): what views of the selection
 /// need, such as the editor's tint and a mask export. None as for [`soft_cut`].
 pub fn soft_alpha(image: &RgbaImage, mask: &GrayImage, opts: EdgeOptions) -> Option<GrayImage> {
-    matte(image, mask, opts)?.alpha_image()
+    soft_matte(image, mask, opts).map(|m| m.image())
 }
 
 /// The soft-edge pass over `image` under `mask` (same size): None for hard edges or a size
 /// mismatch, when the mask is used as it is.
 pub fn soft_cut(image: &RgbaImage, mask: &GrayImage, opts: EdgeOptions) -> Option<SoftCut> {
-    let m = matte(image, mask, opts)?;
-    let started = std::time::Instant::now();
-    let fg = foreground::estimate(&m.img, &m.alpha, m.w, m.h);
-    tracing::info!("soft edges: colours in {:?}", started.elapsed());
-    let colours = (m.alpha.iter().enumerate())
-        .filter(|(_, a)| **a > 0.0 && **a < 1.0)
-        .map(|(i, _)| (i as u32, fg[i]))
-        .collect();
-    Some(SoftCut {
-        alpha: m.alpha_image()?,
-        colours,
-    })
+    Some(soft_matte(image, mask, opts)?.cut(image))
 }
 
-/// Band and alpha of the soft pass, with the float image the colours are estimated from.
-struct Matte {
-    img: Vec<RgbF>,
+/// The first half of the soft pass (band and alpha), kept at full precision so the
+/// second half (colours) can follow later: the editor's tint needs only this half, a save
+/// needs both, and at 12 MP each half takes seconds.
+pub struct SoftAlpha {
     alpha: Vec<f32>,
     w: usize,
     h: usize,
 }
 
-impl Matte {
-    fn alpha_image(&self) -> Option<GrayImage> {
+impl SoftAlpha {
+    /// The alpha as 8-bit grey.
+    pub fn image(&self) -> GrayImage {
         let bytes = self
             .alpha
             .iter()
             .map(|&a| (a * 255.0).round() as u8)
             .collect();
-        GrayImage::from_raw(self.w as u32, self.h as u32, bytes)
+        GrayImage::from_raw(self.w as u32, self.h as u32, bytes).unwrap_or_default()
+    }
+
+    /// The second half: the foreground colours of `image` (the one matted) where the
+    /// alpha is partial.
+    pub fn cut(&self, image: &RgbaImage) -> SoftCut {
+        let started = std::time::Instant::now();
+        let img = to_float(image.as_raw());
+        let fg = foreground::estimate(&img, &self.alpha, self.w, self.h);
+        tracing::info!("soft edges: colours in {:?}", started.elapsed());
+        let colours = (self.alpha.iter().enumerate())
+            .filter(|(_, a)| **a > 0.0 && **a < 1.0)
+            .filter_map(|(i, _)| Some((i as u32, *fg.get(i)?)))
+            .collect();
+        SoftCut {
+            alpha: self.image(),
+            colours,
+        }
     }
 }
 
-fn matte(image: &RgbaImage, mask: &GrayImage, opts: EdgeOptions) -> Option<Matte> {
+/// Band and alpha of the soft pass over `image` under `mask`: None for hard edges or a
+/// size mismatch.
+pub fn soft_matte(image: &RgbaImage, mask: &GrayImage, opts: EdgeOptions) -> Option<SoftAlpha> {
     if opts.edges == Edges::Hard || image.dimensions() != mask.dimensions() {
         return None;
     }
@@ -147,5 +157,5 @@ fn matte(image: &RgbaImage, mask: &GrayImage, opts: EdgeOptions) -> Option<Matte
         "soft edges on {w}x{h}: band {t_band:?}, alpha {:?}",
         started.elapsed() - t_band
     );
-    Some(Matte { img, alpha, w, h })
+    Some(SoftAlpha { alpha, w, h })
 }
