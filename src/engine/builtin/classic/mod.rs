@@ -25,6 +25,7 @@ pub mod geodesic;
 pub mod gmm;
 mod level;
 pub mod maxflow;
+mod objectness;
 mod objects;
 pub mod refine;
 
