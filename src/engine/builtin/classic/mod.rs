@@ -25,6 +25,7 @@ pub mod geodesic;
 pub mod gmm;
 mod level;
 pub mod maxflow;
+mod objectness;
 mod objects;
 pub mod refine;
 
@@ -42,7 +43,7 @@ const BAND: usize = 8;
 const LOCAL_R: usize = 3;
 /// How far (relative to the square root of the selection's area, and at least
 /// `GROW_MIN` working pixels) a green correction may add to the selection.
-const GROW_REL: f32 = 1.0;
+const GROW_REL: f32 = 0.6;
 const GROW_MIN: f32 = 12.0;
 
 /// A click on top of an earlier answer: the working-resolution labels it corrects.

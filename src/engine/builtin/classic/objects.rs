@@ -2,14 +2,15 @@
 //!
 //! A click on a small object often floods into the large region of similar colour
 //! around it. Cuts inside boxes of several sizes around the click propose smaller
-//! readings. The boxes are solved on the coarse level (they only propose: a box solve at
-//! working resolution cost up to 1.8 s on a flooded first click), and only the answers
-//! returned are refined at working resolution.
+//! readings. The boxes are solved on the coarse level (a box solve at working resolution
+//! cost up to 1.8 s on a flooded first click), refined at working resolution in a band
+//! around their boundary, and ranked against the whole-image cut by objectness.
 
 use rayon::prelude::*;
 
 use super::features;
 use super::level::{Band, Constraints, Level, Window};
+use super::objectness::WHOLE_BONUS;
 use super::{MAX_SIDE, PreparedImage, iou};
 
 /// Half-sides (working pixels at the full `MAX_SIDE` level) of the boxes around a first
@@ -17,18 +18,10 @@ use super::{MAX_SIDE, PreparedImage, iou};
 const BOXES: [usize; 5] = [10, 20, 40, 80, 130];
 /// Graph-cut rounds of a box solve.
 const BOX_ITERS: usize = 2;
-/// A whole-image answer covering more of the image border than this is a colour region
-/// that ran off (a table, a wall, the sky), not an object.
-const FLOOD_BORDER: f32 = 0.1;
 /// A box answer is closed (the object fits the box) when at most this fraction of the
 /// pixels just inside the box's ring is selected (on the coarse level, where a thin
 /// part crossing the ring is relatively wider than at working resolution).
 const CLOSED_EDGE: f32 = 0.06;
-/// A smaller box's cut replaces a larger one's as the answer when the mean pairwise
-/// weight across its contour is lower by more than this: it follows clearly stronger
-/// edges (fitted on the COCO half of the development set; its Open Images half and
-/// GrabCut were the checks).
-const STRONGER_BY: f32 = 0.1;
 /// A box answer smaller than this (working pixels, about 0.1% of the picture; scaled to
 /// the level it is cut on) is only the click, not an object.
 const MIN_OBJECT: usize = 100;
@@ -43,50 +36,43 @@ struct BoxCut {
     win: Window,
     /// Whether the cut stays clear of the box's edge: an object, not a region.
     closed: bool,
-    /// Mean pairwise weight across the cut's contour (see [`Level::contour_weakness`]).
-    weak: f32,
 }
 
 impl PreparedImage {
-    /// The answers to a first click, best first: the whole-image cut, unless it ran off
-    /// into a large colour region; then a cut inside a box around the click that stays
-    /// clear of the box's edge wins: the largest such box (the most context for the colour
-    /// models while still an object, not a region), unless a smaller box's cut follows
-    /// clearly stronger edges ([`strongest_contour`]). The others follow as runner-ups.
-    /// `all` computes the runner-ups even when the whole-image cut wins; the first answer
-    /// is the same either way.
+    /// The answers to a first click, best first: the whole-image cut and the cuts inside
+    /// boxes around the click, ranked by how object-like they are
+    /// ([`Cues::score`](super::objectness::Cues::score)); the whole-image cut gets a head
+    /// start. `all` returns the runner-ups as well; the first answer is the same either
+    /// way.
     pub fn first_click(&self, green: &[[f32; 2]], red: &[[f32; 2]], all: bool) -> Vec<Vec<u8>> {
         let whole = self.labels(green, red, None);
         let n = whole.len();
         if n == 0 || green.len() != 1 {
             return vec![whole];
         }
-        let flood = self.looks_like_flood(&whole);
-        if !flood && !all {
+        let full = (self.full.width() as f32, self.full.height() as f32);
+        let Some(&click) = self.fine.pixels_near(green, full.0, full.1, 0.5).first() else {
             return vec![whole];
-        }
-        let (mut objects, open): (Vec<BoxCut>, Vec<BoxCut>) = self
-            .box_cuts(green, red)
-            .into_iter()
-            .partition(|c| c.closed);
-        if !objects.is_empty() {
-            let pick = strongest_contour(&objects);
-            objects[..=pick].rotate_right(1);
-        }
+        };
+        let (lab, cuts) = rayon::join(|| self.lab(), || self.box_cuts(green, red));
+        let boxes = cuts
+            .par_iter()
+            .map(|cut| (self.refine_box(cut, green, red), cut.closed, 0.0));
+        let mut scored: Vec<(Vec<u8>, f32)> = rayon::iter::once((whole, true, WHOLE_BONUS))
+            .chain(boxes)
+            .map(|(labels, closed, bonus)| {
+                let score = self.cues(&labels, click, closed, &lab).score() + bonus;
+                (labels, score)
+            })
+            .collect();
+        // Stable: on a tie the whole-image cut, then the larger box, wins.
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
         let wanted = if all { MAX_CANDIDATES } else { 1 };
-        let mut ranked: Vec<Option<&BoxCut>> = objects.iter().map(Some).collect();
-        ranked.insert(if flood { ranked.len() } else { 0 }, None);
-        // Cuts that ran into their box's edge are readings of a region: runner-ups only.
-        ranked.extend(open.iter().map(Some));
         let mut out: Vec<Vec<u8>> = Vec::new();
-        for which in ranked {
+        for (c, _) in scored {
             if out.len() >= wanted {
                 break;
             }
-            let c = match which {
-                None => whole.clone(),
-                Some(cut) => self.refine_box(cut, green, red),
-            };
             if out.iter().all(|o| iou(o, &c) < SAME_CANDIDATE) {
                 out.push(c);
             }
@@ -122,7 +108,6 @@ impl PreparedImage {
             let area = labels.iter().filter(|&&v| v == 1).count();
             (area >= min_area).then(|| BoxCut {
                 closed: is_closed(&labels, win, c.w, c.h),
-                weak: c.contour_weakness(&labels),
                 labels,
                 win,
             })
@@ -153,27 +138,12 @@ impl PreparedImage {
         };
         f.solve(green, red, full, constraints, 1)
     }
-
-    /// Whether whole-image `labels` look like a colour region that ran off rather than
-    /// an object: they cover much of the image border.
-    fn looks_like_flood(&self, labels: &[u8]) -> bool {
-        let f = &self.fine;
-        let border: Vec<usize> = (0..f.w * f.h)
-            .filter(|&p| {
-                let (x, y) = (p % f.w, p / f.w);
-                x == 0 || y == 0 || x + 1 == f.w || y + 1 == f.h
-            })
-            .collect();
-        let on_border =
-            border.iter().filter(|&&p| labels[p] == 1).count() as f32 / border.len().max(1) as f32;
-        on_border > FLOOD_BORDER
-    }
 }
 
 impl Level {
     /// Mean pairwise weight across the contour of `labels`: near 0 where the cut follows
     /// strong edges, near 1 where it crosses flat colour (a region's arbitrary end).
-    fn contour_weakness(&self, labels: &[u8]) -> f32 {
+    pub(super) fn contour_weakness(&self, labels: &[u8]) -> f32 {
         let (mut arcs, mut weak) = (0usize, 0f64);
         for p in 0..self.w * self.h {
             if labels[p] != 1 {
@@ -194,18 +164,6 @@ impl Level {
         }
         (weak / arcs.max(1) as f64) as f32
     }
-}
-
-/// Which of the box cuts (largest first) is the answer: the largest, unless a smaller
-/// one follows clearly stronger edges than the one chosen so far.
-fn strongest_contour(cuts: &[BoxCut]) -> usize {
-    let mut best = 0;
-    for (i, cut) in cuts.iter().enumerate().skip(1) {
-        if cut.weak < cuts[best].weak - STRONGER_BY {
-            best = i;
-        }
-    }
-    best
 }
 
 /// Whether a box answer stays clear of its box: few selected pixels just inside the
@@ -235,36 +193,6 @@ mod tests {
     use super::*;
     use image::{Rgb, RgbImage};
 
-    fn cut(weak: f32) -> BoxCut {
-        BoxCut {
-            labels: Vec::new(),
-            win: Window {
-                x0: 0,
-                y0: 0,
-                x1: 1,
-                y1: 1,
-            },
-            weak,
-            closed: true,
-        }
-    }
-
-    #[test]
-    fn the_largest_box_wins_unless_a_smaller_one_follows_clearly_stronger_edges() {
-        let pick =
-            |weak: &[f32]| strongest_contour(&weak.iter().map(|&w| cut(w)).collect::<Vec<_>>());
-        assert_eq!(pick(&[0.3]), 0);
-        assert_eq!(
-            pick(&[0.3, 0.25, 0.22]),
-            0,
-            "slightly stronger is not enough"
-        );
-        assert_eq!(pick(&[0.4, 0.35, 0.15]), 2);
-        // Each step is measured against the box chosen so far.
-        assert_eq!(pick(&[0.5, 0.3, 0.25, 0.1]), 3);
-        assert_eq!(pick(&[0.5, 0.3, 0.25, 0.22]), 1);
-    }
-
     /// A black left half and a white right half, with a little noise.
     fn two_halves() -> RgbImage {
         RgbImage::from_fn(120, 80, |x, y| {
@@ -292,6 +220,5 @@ mod tests {
         }));
         assert!(along_edge < 0.2, "along the edge: {along_edge}");
         assert!(in_flat > 0.6, "through flat colour: {in_flat}");
-        assert!(in_flat - along_edge > STRONGER_BY);
     }
 }
