@@ -16,6 +16,7 @@ pub mod engine;
 pub mod imageio;
 pub mod matting;
 pub mod models;
+pub mod morphology;
 pub mod prompt;
 pub mod server;
 pub mod wire;

@@ -9,6 +9,7 @@
 use rayon::prelude::*;
 
 use super::RgbF;
+pub use crate::morphology::dilate;
 
 /// Trimap values, as `aicut matte` reads and writes them.
 pub const BACKGROUND: u8 = 0;
@@ -19,44 +20,6 @@ pub const FOREGROUND: u8 = 255;
 const MIN_SCALE: f32 = 0.5;
 /// The widest band, as a multiple of the base width (fine or soft edges).
 const MAX_SCALE: f32 = 3.0;
-
-/// Box (square) dilation of a binary mask by `r` pixels, separable and O(n).
-pub fn dilate(mask: &[bool], w: usize, h: usize, r: usize) -> Vec<bool> {
-    if r == 0 {
-        return mask.to_vec();
-    }
-    let mut rows = vec![false; w * h];
-    rows.par_chunks_mut(w)
-        .zip(mask.par_chunks(w))
-        .for_each(|(out, row)| {
-            // Distance to the last set pixel on the left, then on the right.
-            let mut last = usize::MAX / 2;
-            for x in 0..w {
-                if row[x] {
-                    last = x;
-                }
-                out[x] = x.wrapping_sub(last) <= r;
-            }
-            let mut next = usize::MAX / 2;
-            for x in (0..w).rev() {
-                if row[x] {
-                    next = x;
-                }
-                out[x] |= next.wrapping_sub(x) <= r;
-            }
-        });
-    let mut out = vec![false; w * h];
-    out.par_chunks_mut(w).enumerate().for_each(|(y, dst)| {
-        let lo = y.saturating_sub(r);
-        let hi = (y + r).min(h - 1);
-        for yy in lo..=hi {
-            for (d, &s) in dst.iter_mut().zip(&rows[yy * w..(yy + 1) * w]) {
-                *d |= s;
-            }
-        }
-    });
-    out
-}
 
 /// Per-block sums for the softness measure: gradient, selected count, selected and
 /// unselected colour sums.

@@ -29,6 +29,7 @@ mod objectness;
 mod objects;
 pub mod refine;
 
+use crate::morphology::dilate;
 use image::{GrayImage, RgbImage};
 use level::{Band, Constraints, Level};
 
@@ -258,31 +259,6 @@ pub(super) fn iou(a: &[u8], b: &[u8]) -> f32 {
     } else {
         inter as f32 / union as f32
     }
-}
-
-/// Square (Chebyshev) dilation by `r`, separable.
-fn dilate(m: &[bool], w: usize, h: usize, r: usize) -> Vec<bool> {
-    let mut tmp = vec![false; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            if m[y * w + x] {
-                for xx in x.saturating_sub(r)..(x + r + 1).min(w) {
-                    tmp[y * w + xx] = true;
-                }
-            }
-        }
-    }
-    let mut out = vec![false; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            if tmp[y * w + x] {
-                for yy in y.saturating_sub(r)..(y + r + 1).min(h) {
-                    out[yy * w + x] = true;
-                }
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

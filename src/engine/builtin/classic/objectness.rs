@@ -5,8 +5,9 @@
 //! the COCO part of the development set (tools/devset) by maximising the mean IoU of the
 //! chosen candidate; its Open Images part and GrabCut were the checks.
 
+use super::PreparedImage;
 use super::features;
-use super::{PreparedImage, dilate};
+use crate::morphology::dilate;
 
 /// Penalty per unit of the image border the candidate covers: an object rarely fills
 /// the border, a colour region (a table, a wall, the sky) often does.
