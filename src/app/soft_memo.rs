@@ -82,9 +82,7 @@ impl SoftMemo {
         edges: EdgeOptions,
     ) -> Option<Arc<GrayImage>> {
         let halves = self.halves(image, mask, edges)?;
-        // The work runs outside the lock: a pass for another mask is not held up by it.
-        let alpha = halves.alpha.get_or_init(|| first_half(image, mask, edges));
-        alpha.as_ref().map(|a| a.image.clone())
+        halves.first(image, mask, edges).map(|a| a.image.clone())
     }
 
     /// The whole pass (alpha and colours) of `image` under `mask`, each half run here
@@ -96,19 +94,25 @@ impl SoftMemo {
         edges: EdgeOptions,
     ) -> Option<Arc<SoftCut>> {
         let halves = self.halves(image, mask, edges)?;
-        let alpha = halves.alpha.get_or_init(|| first_half(image, mask, edges));
-        let cut = halves.cut.get_or_init(|| {
-            let alpha = alpha.as_ref()?;
-            Some(Arc::new(alpha.matte.cut(image.pixels())))
-        });
+        let alpha = halves.first(image, mask, edges);
+        let cut = halves
+            .cut
+            .get_or_init(|| Some(Arc::new(alpha?.matte.cut(image.pixels()))));
         cut.clone()
     }
 }
 
-fn first_half(image: &LoadedImage, mask: &AlphaMask, edges: EdgeOptions) -> Option<Alpha> {
-    let matte = crate::matting::soft_matte(image.pixels(), mask, edges)?;
-    let image = Arc::new(matte.image());
-    Some(Alpha { matte, image })
+impl Halves {
+    /// The first half, run here unless it ran or is running. The work runs outside the
+    /// memo's lock: a pass for another mask is not held up by it.
+    fn first(&self, image: &LoadedImage, mask: &AlphaMask, edges: EdgeOptions) -> Option<&Alpha> {
+        let alpha = self.alpha.get_or_init(|| {
+            let matte = crate::matting::soft_matte(image.pixels(), mask, edges)?;
+            let image = Arc::new(matte.image());
+            Some(Alpha { matte, image })
+        });
+        alpha.as_ref()
+    }
 }
 
 #[cfg(test)]
