@@ -190,6 +190,35 @@ fn decontaminated_colours_match_the_true_foreground_not_the_old_background() {
     }
 }
 
+/// Large photos are matted at a working level (blocks of s×s) and brought back to full
+/// size: the strands, one pixel wide, are finer than a block, yet their alpha and colours
+/// come back from the full-size image.
+#[test]
+fn a_working_level_coarser_than_the_strands_still_recovers_them() {
+    for (name, scene) in [("disc", soft_disc()), ("strands", strands())] {
+        let selection = scene.selection();
+        let (w, h) = (scene.w as usize, scene.h as usize);
+        let tri = trimap::band_from_mask(scene.image.as_raw(), selection.as_raw(), w, h, 4);
+        let (hard_sad, _) = scene.errors(&selection);
+        let (full_sad, _) = scene.errors(&matting::matte_at(&scene.image, &tri, 1).image());
+        let raw = scene.colour_error(&scene.image);
+        for s in [2, 3] {
+            let matte = matting::matte_at(&scene.image, &tri, s);
+            let (sad, _) = scene.errors(&matte.image());
+            assert!(
+                sad < 0.2 * hard_sad && sad < 2.0 * full_sad + 0.02,
+                "{name} at 1/{s}: SAD {sad:.3}; full size {full_sad:.3}, hard {hard_sad:.3}"
+            );
+            let cut = aicut::imageio::compose_soft(&scene.image, &matte.cut(&scene.image));
+            let cleaned = scene.colour_error(&cut);
+            assert!(
+                cleaned < 0.04 && cleaned < 0.25 * raw,
+                "{name} at 1/{s}: colour error {cleaned:.3} after, {raw:.3} in the image"
+            );
+        }
+    }
+}
+
 #[test]
 fn hard_edges_leave_the_selection_and_colours_as_they_are() {
     let scene = soft_disc();
@@ -241,8 +270,7 @@ fn the_band_is_wider_on_strands_than_on_a_crisp_edge() {
         |_, _| [0.1, 0.1, 0.4],
     );
     let selection = GrayImage::from_fn(160, 100, |_, y| Luma([if y < 40 { 255 } else { 0 }]));
-    let img = matting::to_float(scene.image.as_raw());
-    let tri = trimap::band_from_mask(&img, selection.as_raw(), 160, 100, 8);
+    let tri = trimap::band_from_mask(scene.image.as_raw(), selection.as_raw(), 160, 100, 8);
     let width_at = |x: usize| {
         (0..100)
             .filter(|&y| tri[y * 160 + x] == trimap::UNKNOWN)

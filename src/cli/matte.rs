@@ -81,19 +81,18 @@ pub fn run(args: MatteArgs) -> Result<(), String> {
     let started = Instant::now();
     let (wu, hu) = (w as usize, h as usize);
     let mut tri: Vec<u8> = tri.pixels().pixels().map(|p| p.0[0]).collect();
-    let img = matting::to_float(image.pixels().as_raw());
     if args.from_selection {
         let band = args.band.min(matting::pass::MAX_BAND);
-        tri = trimap::band_from_mask(&img, &tri, wu, hu, band);
+        tri = trimap::band_from_mask(image.pixels().as_raw(), &tri, wu, hu, band);
     }
     if args.widen > 0 {
         tri = trimap::widen_unknown(&tri, wu, hu, args.widen as usize);
     }
-    let alpha = matting::solve_alpha(&img, &tri, wu, hu);
+    let matte = matting::matte(image.pixels(), &tri);
     let alpha_s = started.elapsed().as_secs_f64();
-    let bytes: Vec<u8> = alpha.iter().map(|&a| (a * 255.0).round() as u8).collect();
+    let alpha = matte.image();
     let protect = [args.image.as_path(), args.trimap.as_path()];
-    let encoded = png(&bytes, w, h, ExtendedColorType::L8)?;
+    let encoded = png(alpha.as_raw(), w, h, ExtendedColorType::L8)?;
     imageio::save_atomic(&args.output, &encoded, &protect).map_err(|e| e.to_string())?;
     if let Some(path) = &args.write_trimap {
         let encoded = png(&tri, w, h, ExtendedColorType::L8)?;
@@ -101,20 +100,12 @@ pub fn run(args: MatteArgs) -> Result<(), String> {
     }
     if let Some(path) = &args.cutout {
         let started = Instant::now();
-        let fg = matting::foreground::estimate(&img, &alpha, wu, hu);
-        let mut px = image.pixels().clone();
-        for (i, p) in px.pixels_mut().enumerate() {
-            if alpha[i] > 0.0 && alpha[i] < 1.0 {
-                for (d, v) in p.0.iter_mut().zip(fg[i]) {
-                    *d = (v * 255.0).round() as u8;
-                }
-            }
-            p.0[3] = bytes[i];
-        }
+        let cut = matte.cut(image.pixels());
         println!(
             "foreground colours in {:.3} s",
             started.elapsed().as_secs_f64()
         );
+        let px = imageio::compose_soft(image.pixels(), &cut);
         let encoded = png(px.as_raw(), w, h, ExtendedColorType::Rgba8)?;
         imageio::save_atomic(path, &encoded, &protect).map_err(|e| e.to_string())?;
     }

@@ -264,14 +264,18 @@ pub fn compose_edges(
     edges: crate::matting::EdgeOptions,
 ) -> RgbaImage {
     match crate::matting::soft_cut(image, mask, edges) {
-        Some(soft) => {
-            // The colours go onto the composed copy: one full-size image, not two.
-            let mut cut = compose_cutout(image, &soft.alpha);
-            soft.paint(&mut cut);
-            cut
-        }
+        Some(soft) => compose_soft(image, &soft),
         None => compose_cutout(image, mask),
     }
+}
+
+/// The 8-bit cut-out of `image` after a soft-edge pass: its alpha, and the foreground's
+/// estimated colours where the alpha is partial.
+pub fn compose_soft(image: &RgbaImage, soft: &crate::matting::SoftCut) -> RgbaImage {
+    // The colours go onto the composed copy: one full-size image, not two.
+    let mut cut = compose_cutout(image, &soft.alpha);
+    soft.paint(&mut cut);
+    cut
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use image::{DynamicImage, ImageFormat, RgbImage, Rgba, RgbaImage};
 
 pub use decode::decode_bytes;
 pub use export::{
-    ExportFormat, ExportOptions, compose_cutout, compose_cutout_region, compose_edges, encode_png,
-    export_cut, export_cutout, trim_bounds,
+    ExportFormat, ExportOptions, compose_cutout, compose_cutout_region, compose_edges,
+    compose_soft, encode_png, export_cut, export_cutout, trim_bounds,
 };
 pub use save::{SaveError, default_output_path, save_atomic, save_atomic_with};
 

@@ -51,27 +51,36 @@ fn resize_nearest<T: Copy + Send + Sync>(
 
 /// The new F and B of pixel i from its own colour and its four neighbours' F and B.
 fn update(lv: &Level, i: usize) -> (RgbF, RgbF) {
-    let (w, h) = (lv.w, lv.h);
-    let (x, y) = (i % w, i / w);
-    let a0 = lv.alpha[i];
-    let a1 = 1.0 - a0;
-    let (mut a00, a01, mut a11) = (a0 * a0, a0 * a1, a1 * a1);
-    let px = lv.image[i];
-    let mut b0 = [a0 * px[0], a0 * px[1], a0 * px[2]];
-    let mut b1 = [a1 * px[0], a1 * px[1], a1 * px[2]];
-    let neighbours = [
+    let pulls =
+        neighbours(i % lv.w, i / lv.w, lv.w, lv.h).map(|j| (lv.alpha[j], lv.fg[j], lv.bg[j]));
+    solve_pixel(lv.alpha[i], lv.image[i], &pulls)
+}
+
+/// The indices of (x, y)'s four neighbours in a w×h grid, clamped at the border.
+fn neighbours(x: usize, y: usize, w: usize, h: usize) -> [usize; 4] {
+    [
         y * w + x.saturating_sub(1),
         y * w + (x + 1).min(w - 1),
         y.saturating_sub(1) * w + x,
         (y + 1).min(h - 1) * w + x,
-    ];
-    for j in neighbours {
-        let da = REGULARIZATION + GRADIENT_WEIGHT * (a0 - lv.alpha[j]).abs();
+    ]
+}
+
+/// A pixel's F and B: the least-squares solution of its compositing equation
+/// I = αF + (1−α)B together with a pull towards each neighbour's (α, F, B), weighted by
+/// how alike the two alphas are (an edge in alpha lets the colours differ).
+fn solve_pixel(a0: f32, px: RgbF, neighbours: &[(f32, RgbF, RgbF)]) -> (RgbF, RgbF) {
+    let a1 = 1.0 - a0;
+    let (mut a00, a01, mut a11) = (a0 * a0, a0 * a1, a1 * a1);
+    let mut b0 = [a0 * px[0], a0 * px[1], a0 * px[2]];
+    let mut b1 = [a1 * px[0], a1 * px[1], a1 * px[2]];
+    for (aj, fj, bj) in neighbours {
+        let da = REGULARIZATION + GRADIENT_WEIGHT * (a0 - aj).abs();
         a00 += da;
         a11 += da;
         for c in 0..3 {
-            b0[c] += da * lv.fg[j][c];
-            b1[c] += da * lv.bg[j][c];
+            b0[c] += da * fj[c];
+            b1[c] += da * bj[c];
         }
     }
     let inv_det = 1.0 / (a00 * a11 - a01 * a01);
@@ -122,8 +131,13 @@ fn active_pixels(lv: &Level) -> [Vec<u32>; 2] {
 
 /// The foreground colours of `image` under `alpha` (both w×h, values in 0..=1).
 pub fn estimate(image: &[RgbF], alpha: &[f32], w: usize, h: usize) -> Vec<RgbF> {
+    estimate_both(image, alpha, w, h).0
+}
+
+/// The foreground and background colours of `image` under `alpha`.
+pub fn estimate_both(image: &[RgbF], alpha: &[f32], w: usize, h: usize) -> (Vec<RgbF>, Vec<RgbF>) {
     if w == 0 || h == 0 {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     let n = image.len() as f64;
     let mut mean = [0.0f64; 3];
@@ -167,5 +181,34 @@ pub fn estimate(image: &[RgbF], alpha: &[f32], w: usize, h: usize) -> Vec<RgbF> 
         }
         (fg, bg, pw, ph) = (lv.fg, lv.bg, lw, lh);
     }
-    fg
+    (fg, bg)
+}
+
+/// The colours of a photo matted at a working level (see [`super::work_level`]): each
+/// pixel of partial alpha gets one update of the method at full size, its neighbours'
+/// colours taken from the level's estimates (`fg`, `bg`) bilinearly upsampled at the
+/// pixel, their alphas from the photo's 8-bit matte. `partial` lists the pixels (index
+/// y·w + x) of partial alpha, with it. That is the method's own step from a coarse
+/// level to a finer one, made once and only where a colour is wanted.
+pub fn refine_at_full_size(
+    level: &super::work_level::Level,
+    (fg, bg): (&[RgbF], &[RgbF]),
+    rgba: &[u8],
+    alpha: &image::GrayImage,
+    partial: &[(u32, f32)],
+) -> Vec<(u32, RgbF)> {
+    let (w, h) = (alpha.width() as usize, alpha.height() as usize);
+    let grey = alpha.as_raw();
+    partial
+        .par_iter()
+        .map(|&(i, a0)| {
+            let (x, y) = (i as usize % w, i as usize / w);
+            let (cx, cy) = level.at(x, y);
+            let f0 = super::bilinear(fg, level.w, level.h, cx, cy);
+            let b0 = super::bilinear(bg, level.w, level.h, cx, cy);
+            let pulls = neighbours(x, y, w, h).map(|j| (grey[j] as f32 / 255.0, f0, b0));
+            let px = super::work_level::pixel(rgba, i as usize);
+            (i, solve_pixel(a0, px, &pulls).0)
+        })
+        .collect()
 }

@@ -4,9 +4,11 @@
 //! module, never the other way round.
 
 use image::{GrayImage, ImageBuffer, Rgba, RgbaImage};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{RgbF, foreground, solve_alpha, to_float, trimap};
+use super::work_level::{self, Level};
+use super::{RgbF, foreground, laplacian, solve_alpha, to_float, trimap};
 
 /// The band's half width on an ordinary edge, in pixels, when none is given.
 pub const DEFAULT_BAND: u32 = 4;
@@ -105,40 +107,126 @@ pub fn soft_cut(image: &RgbaImage, mask: &GrayImage, opts: EdgeOptions) -> Optio
 
 /// The first half of the soft pass (band and alpha), kept at full precision so the
 /// second half (colours) can follow later: the editor's tint needs only this half, a save
-/// needs both, and at 12 MP each half takes seconds.
+/// needs both.
 pub struct SoftAlpha {
-    alpha: Vec<f32>,
-    w: usize,
-    h: usize,
+    /// The matte in 8 bits, as views and PNGs take it.
+    grey: GrayImage,
+    /// The unknown pixels (index y·w + x) and their alpha at full precision; every other
+    /// pixel is 0 or 1.
+    band: Vec<(u32, f32)>,
+    /// For a photo matted at a working level: that level and its matte, where the
+    /// colours are estimated before they are brought to full size.
+    level: Option<(Level, Vec<f32>)>,
 }
 
 impl SoftAlpha {
+    /// The matte of a w×h trimap whose unknown pixels have the alphas `band`.
+    fn new(trimap: &[u8], (w, h): (usize, usize), band: Vec<(u32, f32)>) -> SoftAlpha {
+        let mut bytes: Vec<u8> = trimap
+            .par_iter()
+            .map(|&t| match laplacian::known_alpha(t) {
+                Some(a) if a >= 0.5 => 255,
+                _ => 0,
+            })
+            .collect();
+        for &(i, a) in &band {
+            bytes[i as usize] = (a * 255.0 + 0.5) as u8;
+        }
+        SoftAlpha {
+            grey: GrayImage::from_raw(w as u32, h as u32, bytes).unwrap_or_default(),
+            band,
+            level: None,
+        }
+    }
+
     /// The alpha as 8-bit grey.
     pub fn image(&self) -> GrayImage {
-        let bytes = self
-            .alpha
-            .iter()
-            .map(|&a| (a * 255.0).round() as u8)
-            .collect();
-        GrayImage::from_raw(self.w as u32, self.h as u32, bytes).unwrap_or_default()
+        self.grey.clone()
+    }
+
+    /// The alpha of every pixel at full precision.
+    fn full(&self) -> Vec<f32> {
+        let mut alpha: Vec<f32> = self.grey.par_iter().map(|&g| g as f32 / 255.0).collect();
+        for &(i, a) in &self.band {
+            alpha[i as usize] = a;
+        }
+        alpha
     }
 
     /// The second half: the foreground colours of `image` (the one matted) where the
     /// alpha is partial.
     pub fn cut(&self, image: &RgbaImage) -> SoftCut {
         let started = std::time::Instant::now();
-        let img = to_float(image.as_raw());
-        let fg = foreground::estimate(&img, &self.alpha, self.w, self.h);
+        let (w, h) = (self.grey.width() as usize, self.grey.height() as usize);
+        let partial = self.band.iter().filter(|(_, a)| *a > 0.0 && *a < 1.0);
+        let colours = match &self.level {
+            Some((level, alpha)) => {
+                let (fg, bg) = foreground::estimate_both(&level.img, alpha, level.w, level.h);
+                tracing::debug!("colours at the working level in {:?}", started.elapsed());
+                let partial: Vec<(u32, f32)> = partial.copied().collect();
+                foreground::refine_at_full_size(
+                    level,
+                    (&fg, &bg),
+                    image.as_raw(),
+                    &self.grey,
+                    &partial,
+                )
+            }
+            None => {
+                let fg = foreground::estimate(&to_float(image.as_raw()), &self.full(), w, h);
+                partial.map(|&(i, _)| (i, fg[i as usize])).collect()
+            }
+        };
         tracing::info!("soft edges: colours in {:?}", started.elapsed());
-        let colours = (self.alpha.iter().enumerate())
-            .filter(|(_, a)| **a > 0.0 && **a < 1.0)
-            .filter_map(|(i, _)| Some((i as u32, *fg.get(i)?)))
-            .collect();
         SoftCut {
             alpha: self.image(),
             colours,
         }
     }
+}
+
+/// The matte of `image` under a trimap (its size; 0 background, 255 foreground, anything
+/// else unknown): solved as it is up to the working size, at the working level above it
+/// ([`work_level`]).
+pub fn matte(image: &RgbaImage, trimap: &[u8]) -> SoftAlpha {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let s = work_level::factor(w, h);
+    matte_at(image, trimap, s)
+}
+
+/// [`matte`] at a working level of s×s blocks (1: the photo as it is).
+pub fn matte_at(image: &RgbaImage, trimap: &[u8], s: usize) -> SoftAlpha {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    if s <= 1 {
+        let alpha = solve_alpha(&to_float(image.as_raw()), trimap, w, h);
+        let band = unknown_pixels(trimap)
+            .map(|i| (i, alpha[i as usize]))
+            .collect();
+        return SoftAlpha::new(trimap, (w, h), band);
+    }
+    let started = std::time::Instant::now();
+    let level = Level::new(image.as_raw(), trimap, (w, h), s);
+    let t_level = started.elapsed();
+    let coarse = solve_alpha(&level.img, &level.trimap, level.w, level.h);
+    let t_solve = started.elapsed();
+    let unknown: Vec<u32> = unknown_pixels(trimap).collect();
+    let band = level.upsample(&coarse, image.as_raw(), &unknown, w);
+    tracing::debug!(
+        "alpha on {w}x{h} at 1/{s}: level in {t_level:?}, solved in {:?}, upsampled in {:?}",
+        t_solve - t_level,
+        started.elapsed() - t_solve
+    );
+    SoftAlpha {
+        level: Some((level, coarse)),
+        ..SoftAlpha::new(trimap, (w, h), band)
+    }
+}
+
+/// The indices of a trimap's unknown pixels, in order.
+fn unknown_pixels(trimap: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    (trimap.iter().enumerate())
+        .filter(|(_, t)| laplacian::known_alpha(**t).is_none())
+        .map(|(i, _)| i as u32)
 }
 
 /// Band and alpha of the soft pass over `image` under `mask`: None for hard edges or a
@@ -149,13 +237,12 @@ pub fn soft_matte(image: &RgbaImage, mask: &GrayImage, opts: EdgeOptions) -> Opt
     }
     let (w, h) = (image.width() as usize, image.height() as usize);
     let started = std::time::Instant::now();
-    let img = to_float(image.as_raw());
-    let tri = trimap::band_from_mask(&img, mask.as_raw(), w, h, opts.band.min(MAX_BAND));
+    let tri = trimap::band_from_mask(image.as_raw(), mask.as_raw(), w, h, opts.band.min(MAX_BAND));
     let t_band = started.elapsed();
-    let alpha = solve_alpha(&img, &tri, w, h);
+    let matte = matte(image, &tri);
     tracing::info!(
         "soft edges on {w}x{h}: band {t_band:?}, alpha {:?}",
         started.elapsed() - t_band
     );
-    Some(SoftAlpha { alpha, w, h })
+    Some(matte)
 }

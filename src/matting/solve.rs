@@ -96,8 +96,10 @@ fn coarse_guess(
         .map(|(p, &t)| {
             let (x, y) = ((p % w) as f32, (p / w) as f32);
             // Pixel centres: fine x + ½ is coarse x/2 + ¼, i.e. coarse index x/2 − ¼.
-            laplacian::known_alpha(t)
-                .unwrap_or_else(|| bilinear(&coarse, cw, ch, x / 2.0 - 0.25, y / 2.0 - 0.25))
+            laplacian::known_alpha(t).unwrap_or_else(|| {
+                let taps = super::bilinear_taps(cw, ch, x / 2.0 - 0.25, y / 2.0 - 0.25);
+                taps.iter().map(|&(i, wt)| wt * coarse[i]).sum()
+            })
         })
         .collect();
     Some((guess, shift))
@@ -134,18 +136,6 @@ fn halve(img: &[RgbF], trimap: &[u8], w: usize, h: usize) -> (Vec<RgbF>, Vec<u8>
             ([sum[0] / n, sum[1] / n, sum[2] / n], t)
         })
         .unzip()
-}
-
-/// `v` (w×h) sampled at (x, y) in pixel-index coordinates, clamped to the image.
-fn bilinear(v: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
-    let x = x.clamp(0.0, (w - 1) as f32);
-    let y = y.clamp(0.0, (h - 1) as f32);
-    let (x0, y0) = (x.floor() as usize, y.floor() as usize);
-    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-    let top = v[y0 * w + x0] * (1.0 - fx) + v[y0 * w + x1] * fx;
-    let bottom = v[y1 * w + x0] * (1.0 - fx) + v[y1 * w + x1] * fx;
-    top * (1.0 - fy) + bottom * fy
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@
 
 use rayon::prelude::*;
 
-use super::RgbF;
 pub use crate::morphology::dilate;
 
 /// Trimap values, as `aicut matte` reads and writes them.
@@ -34,44 +33,45 @@ struct BlockSums {
     sum_out: [f32; 3],
 }
 
-/// Sums over blocks of `bs`×`bs` pixels, one pass over the image.
-fn block_sums(img: &[RgbF], sel: &[bool], w: usize, h: usize, bs: usize) -> Vec<BlockSums> {
-    let (bw, bh) = (w.div_ceil(bs), h.div_ceil(bs));
-    (0..bh)
-        .into_par_iter()
-        .flat_map_iter(|by| {
-            let mut row = vec![BlockSums::default(); bw];
-            for y in by * bs..((by + 1) * bs).min(h) {
-                for x in 0..w {
-                    let i = y * w + x;
-                    let p = img[i];
-                    let b = &mut row[x / bs];
-                    let mut g = 0.0;
-                    if x + 1 < w {
-                        let q = img[i + 1];
-                        g += (p[0] - q[0]).abs() + (p[1] - q[1]).abs() + (p[2] - q[2]).abs();
-                    }
-                    if y + 1 < h {
-                        let q = img[i + w];
-                        g += (p[0] - q[0]).abs() + (p[1] - q[1]).abs() + (p[2] - q[2]).abs();
-                    }
-                    b.grad += g;
-                    b.grad_max = b.grad_max.max(g);
-                    b.count += 1.0;
-                    let sums = if sel[i] {
-                        b.inside += 1.0;
-                        &mut b.sum_in
-                    } else {
-                        &mut b.sum_out
-                    };
-                    for c in 0..3 {
-                        sums[c] += p[c];
-                    }
-                }
+/// Sums over block (bx, by) of `bs`×`bs` pixels of an RGBA image.
+fn block_sums(
+    rgba: &[u8],
+    sel: &[bool],
+    w: usize,
+    h: usize,
+    bs: usize,
+    (bx, by): (usize, usize),
+) -> BlockSums {
+    let px = |i: usize| [0, 1, 2].map(|c| rgba[i * 4 + c] as f32 / 255.0);
+    let mut b = BlockSums::default();
+    for y in by * bs..((by + 1) * bs).min(h) {
+        for x in bx * bs..((bx + 1) * bs).min(w) {
+            let i = y * w + x;
+            let p = px(i);
+            let mut g = 0.0;
+            if x + 1 < w {
+                let q = px(i + 1);
+                g += (p[0] - q[0]).abs() + (p[1] - q[1]).abs() + (p[2] - q[2]).abs();
             }
-            row
-        })
-        .collect()
+            if y + 1 < h {
+                let q = px(i + w);
+                g += (p[0] - q[0]).abs() + (p[1] - q[1]).abs() + (p[2] - q[2]).abs();
+            }
+            b.grad += g;
+            b.grad_max = b.grad_max.max(g);
+            b.count += 1.0;
+            let sums = if sel[i] {
+                b.inside += 1.0;
+                &mut b.sum_in
+            } else {
+                &mut b.sum_out
+            };
+            for c in 0..3 {
+                sums[c] += p[c];
+            }
+        }
+    }
+    b
 }
 
 /// How the edge near block (bx, by) looks: (texture, blur). Texture is 1 for one clean
@@ -116,60 +116,168 @@ fn softness(
 
 /// The trimap of a selection: pixels within the local band width of the selection's edge
 /// are unknown; the rest are foreground (mask ≥ 128) or background. `base` is the band's
-/// half width in pixels on an ordinary edge.
-pub fn band_from_mask(img: &[RgbF], mask: &[u8], w: usize, h: usize, base: u32) -> Vec<u8> {
-    let sel: Vec<bool> = mask.iter().map(|&m| m >= 128).collect();
+/// half width in pixels on an ordinary edge; `rgba` the image (w×h, 4 bytes a pixel).
+///
+/// The work follows the edge, not the image: softness is measured only in blocks near
+/// an edge, and the band is spread tile by tile, only in tiles an edge can reach.
+pub fn band_from_mask(rgba: &[u8], mask: &[u8], w: usize, h: usize, base: u32) -> Vec<u8> {
+    let sel: Vec<bool> = mask.par_iter().map(|&m| m >= 128).collect();
+    let mut out: Vec<u8> = sel
+        .par_iter()
+        .map(|&s| if s { FOREGROUND } else { BACKGROUND })
+        .collect();
     if w == 0 || h == 0 || base == 0 {
-        return sel
-            .iter()
-            .map(|&s| if s { FOREGROUND } else { BACKGROUND })
-            .collect();
+        return out;
     }
+    let edge = SelectionEdge {
+        mask,
+        sel: &sel,
+        w,
+        h,
+    };
     let bs = (base as usize).max(2);
+    let edge_blocks = flag_cells(w, h, bs, &|x, y| edge.at(x, y));
+    let radius = block_radii(rgba, &edge, bs, base, &edge_blocks);
+    spread_band(&mut out, &edge, bs, &radius, base);
+    out
+}
+
+/// Where a selection changes: a pixel whose 4-neighbour is on the other side, or whose
+/// mask value is partial.
+struct SelectionEdge<'a> {
+    mask: &'a [u8],
+    sel: &'a [bool],
+    w: usize,
+    h: usize,
+}
+
+impl SelectionEdge<'_> {
+    fn at(&self, x: usize, y: usize) -> bool {
+        let (w, sel) = (self.w, self.sel);
+        let i = y * w + x;
+        let s = sel[i];
+        (self.mask[i] > 0 && self.mask[i] < 255)
+            || (x + 1 < w && sel[i + 1] != s)
+            || (x > 0 && sel[i - 1] != s)
+            || (y + 1 < self.h && sel[i + w] != s)
+            || (y > 0 && sel[i - w] != s)
+    }
+}
+
+/// The band's radius in pixels at each edge block of `bs`×`bs` pixels (0 elsewhere): the
+/// base width scaled by how fine-structured or blurred the edge looks there.
+fn block_radii(
+    rgba: &[u8],
+    edge: &SelectionEdge,
+    bs: usize,
+    base: u32,
+    edge_blocks: &[bool],
+) -> Vec<f32> {
+    let (w, h) = (edge.w, edge.h);
     let (bw, bh) = (w.div_ceil(bs), h.div_ceil(bs));
-    let blocks = block_sums(img, &sel, w, h, bs);
-    let scale: Vec<f32> = (0..bw * bh)
+    // Softness reads the 5×5 blocks about an edge block.
+    let needed = dilate(edge_blocks, bw, bh, 2);
+    let blocks: Vec<BlockSums> = (0..bw * bh)
         .into_par_iter()
         .map(|b| {
+            if needed[b] {
+                block_sums(rgba, edge.sel, w, h, bs, (b % bw, b / bw))
+            } else {
+                BlockSums::default()
+            }
+        })
+        .collect();
+    (0..bw * bh)
+        .into_par_iter()
+        .map(|b| {
+            if !edge_blocks[b] {
+                return 0.0;
+            }
             let (texture, blur) = softness(&blocks, bw, bh, b % bw, b / bw, bs);
             // 1.5 or less reads as crisp; 6 or more as fully fine-structured.
             let fine = ((texture - 1.5) / 4.5).clamp(0.0, 1.0);
             let scale = MIN_SCALE + (MAX_SCALE - MIN_SCALE) * fine;
             // A blurred edge needs the band to cover its ramp, whatever its texture.
             let ramp = (0.6 * blur + 1.0) / base as f32;
-            scale.max(ramp).min(MAX_SCALE)
-        })
-        .collect();
-    // Reach left at each pixel: the band radius at edge pixels (selection changes to a
-    // 4-neighbour, or the mask itself is partial), then a cone falling 1 a pixel.
-    let mut reach: Vec<f32> = vec![f32::NEG_INFINITY; w * h];
-    reach.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
-        for (x, r) in row.iter_mut().enumerate() {
-            let i = y * w + x;
-            let s = sel[i];
-            let edge = (mask[i] > 0 && mask[i] < 255)
-                || (x + 1 < w && sel[i + 1] != s)
-                || (x > 0 && sel[i - 1] != s)
-                || (y + 1 < h && sel[i + w] != s)
-                || (y > 0 && sel[i - w] != s);
-            if edge {
-                *r = base as f32 * scale[(y / bs) * bw + x / bs];
-            }
-        }
-    });
-    cone_spread(&mut reach, w, h);
-    sel.iter()
-        .zip(&reach)
-        .map(|(&s, &r)| {
-            if r >= 0.0 {
-                UNKNOWN
-            } else if s {
-                FOREGROUND
-            } else {
-                BACKGROUND
-            }
+            base as f32 * scale.max(ramp).min(MAX_SCALE)
         })
         .collect()
+}
+
+/// Marks UNKNOWN in `out` every pixel within its edge block's radius of an edge pixel
+/// (chamfer distance). Band pixels lie within the widest radius of an edge, so only tiles
+/// that close to one are spread, each over itself plus that margin: the result is the
+/// whole-image spread's, at the cost of the band.
+fn spread_band(out: &mut [u8], edge: &SelectionEdge, bs: usize, radius: &[f32], base: u32) {
+    let (w, h) = (edge.w, edge.h);
+    let (bw, bh) = (w.div_ceil(bs), h.div_ceil(bs));
+    let reach = (base as f32 * MAX_SCALE).ceil() as usize;
+    let per_tile = (2 * reach).max(64).div_ceil(bs);
+    let tile = per_tile * bs;
+    let tw = w.div_ceil(tile);
+    let edge_blocks: Vec<bool> = radius.iter().map(|&r| r > 0.0).collect();
+    let near_blocks = dilate(&edge_blocks, bw, bh, reach.div_ceil(bs));
+    let active = coarsen(&near_blocks, bw, bh, per_tile);
+    out.par_chunks_mut(tile * w)
+        .enumerate()
+        .for_each(|(ty, rows)| {
+            for tx in (0..tw).filter(|&tx| active[ty * tw + tx]) {
+                let (x0, y0) = (tx * tile, ty * tile);
+                // The window: the tile and `reach` around it, clamped to the image.
+                let (wx0, wy0) = (x0.saturating_sub(reach), y0.saturating_sub(reach));
+                let (wx1, wy1) = ((x0 + tile + reach).min(w), (y0 + tile + reach).min(h));
+                let ww = wx1 - wx0;
+                let mut v = vec![f32::NEG_INFINITY; ww * (wy1 - wy0)];
+                for y in wy0..wy1 {
+                    for x in (wx0..wx1).filter(|&x| edge.at(x, y)) {
+                        v[(y - wy0) * ww + x - wx0] = radius[(y / bs) * bw + x / bs];
+                    }
+                }
+                cone_spread(&mut v, ww, wy1 - wy0);
+                for y in y0..(y0 + tile).min(h) {
+                    for x in x0..(x0 + tile).min(w) {
+                        if v[(y - wy0) * ww + x - wx0] >= 0.0 {
+                            rows[(y - y0) * w + x] = UNKNOWN;
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// Which cells of a grid of `cell`×`cell` pixels over a w×h image hold a pixel (x, y) for
+/// which `hit` is true.
+fn flag_cells(
+    w: usize,
+    h: usize,
+    cell: usize,
+    hit: &(impl Fn(usize, usize) -> bool + Sync),
+) -> Vec<bool> {
+    let cw = w.div_ceil(cell);
+    (0..h.div_ceil(cell))
+        .into_par_iter()
+        .flat_map_iter(|cy| {
+            let rows = cy * cell..((cy + 1) * cell).min(h);
+            (0..cw).map(move |cx| {
+                let cols = cx * cell..((cx + 1) * cell).min(w);
+                rows.clone().any(|y| cols.clone().any(|x| hit(x, y)))
+            })
+        })
+        .collect()
+}
+
+/// Coarsens a grid of flags (gw×gh) by k: a coarse cell is set when any of its cells is.
+fn coarsen(flags: &[bool], gw: usize, gh: usize, k: usize) -> Vec<bool> {
+    let cw = gw.div_ceil(k);
+    let mut out = vec![false; cw * gh.div_ceil(k)];
+    for y in 0..gh {
+        for x in 0..gw {
+            if flags[y * gw + x] {
+                out[(y / k) * cw + x / k] = true;
+            }
+        }
+    }
+    out
 }
 
 /// v(p) = max over q of v(q) − dist(p, q), with the chamfer (1, √2) distance: two raster
@@ -228,4 +336,87 @@ pub fn widen_unknown(trimap: &[u8], w: usize, h: usize, r: usize) -> Vec<u8> {
         .zip(wide)
         .map(|(&t, u)| if u { UNKNOWN } else { t })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The band as one spread over the whole image gives it: what the tiled spread must
+    /// reproduce exactly.
+    fn whole_image_band(rgba: &[u8], mask: &[u8], w: usize, h: usize, base: u32) -> Vec<u8> {
+        let sel: Vec<bool> = mask.iter().map(|&m| m >= 128).collect();
+        let edge = SelectionEdge {
+            mask,
+            sel: &sel,
+            w,
+            h,
+        };
+        let bs = (base as usize).max(2);
+        let edge_blocks = flag_cells(w, h, bs, &|x, y| edge.at(x, y));
+        let radius = block_radii(rgba, &edge, bs, base, &edge_blocks);
+        let mut v = vec![f32::NEG_INFINITY; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                if edge.at(x, y) {
+                    v[y * w + x] = radius[(y / bs) * w.div_ceil(bs) + x / bs];
+                }
+            }
+        }
+        cone_spread(&mut v, w, h);
+        (v.iter().zip(&sel))
+            .map(|(&r, &s)| match (r >= 0.0, s) {
+                (true, _) => UNKNOWN,
+                (false, true) => FOREGROUND,
+                (false, false) => BACKGROUND,
+            })
+            .collect()
+    }
+
+    /// A disc with a hairy (striped) right half, a thin diagonal line and a blurred blob,
+    /// on a size that no tile divides.
+    fn scene() -> (Vec<u8>, Vec<u8>, usize, usize) {
+        let (w, h) = (301, 233);
+        let mut rgba = Vec::with_capacity(w * h * 4);
+        let mut mask = Vec::with_capacity(w * h);
+        for y in 0..h {
+            for x in 0..w {
+                let (fx, fy) = (x as f32, y as f32);
+                let disc = (fx - 110.0).hypot(fy - 120.0) < 70.0;
+                let line = (fx - fy - 20.0).abs() < 1.5 && x > 200;
+                let blob = ((fx - 250.0).hypot(fy - 60.0) - 25.0).clamp(-4.0, 4.0);
+                let selected = disc || line || blob < 0.0;
+                let stripes = x > 110 && (x / 2) % 2 == 0;
+                let shade = if selected && !stripes { 220 } else { 40 };
+                let soft = (128.0 - 30.0 * blob) as u8;
+                rgba.extend_from_slice(&[shade, soft, (x * 7 % 256) as u8, 255]);
+                mask.push(if selected { 255 } else { 0 });
+            }
+        }
+        mask[5] = 100; // A partial mask value counts as edge too.
+        (rgba, mask, w, h)
+    }
+
+    #[test]
+    fn the_tiled_band_is_the_whole_image_band() {
+        let (rgba, mask, w, h) = scene();
+        for base in [1, 2, 4, 9, 25] {
+            let tiled = band_from_mask(&rgba, &mask, w, h, base);
+            let whole = whole_image_band(&rgba, &mask, w, h, base);
+            let unknown = tiled.iter().filter(|&&t| t == UNKNOWN).count();
+            assert!(unknown > 500, "base {base}: only {unknown} unknown");
+            let differ = tiled.iter().zip(&whole).filter(|(a, b)| a != b).count();
+            assert_eq!(differ, 0, "base {base}: {differ} pixels differ");
+        }
+    }
+
+    #[test]
+    fn a_selection_without_edges_has_no_band() {
+        let (w, h) = (70, 50);
+        let rgba = vec![90; w * h * 4];
+        for fill in [0, 255] {
+            let tri = band_from_mask(&rgba, &vec![fill; w * h], w, h, 4);
+            assert!(tri.iter().all(|&t| t == fill), "fill {fill}");
+        }
+    }
 }

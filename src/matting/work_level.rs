@@ -1,0 +1,147 @@
+//! Large photos are matted at a working level of a megapixel or two: the image is averaged
+//! over s×s blocks, the matte solved there, and brought back to full size by guided
+//! upsampling ([`super::guided`]), which keeps strands finer than a block. The colours
+//! follow the same way ([`super::foreground::refine_at_full_size`]). This is what makes a
+//! 12 MP photo's soft edges cost a fraction of a second rather than seconds; photos up to
+//! the working size are matted as they are.
+
+use rayon::prelude::*;
+
+use super::{RgbF, guided, laplacian, trimap};
+
+/// Photos with more pixels than this are matted at a working level below it.
+pub const WORK_PIXELS: usize = 2 << 20;
+
+/// The block size s for a w×h photo: 1 up to [`WORK_PIXELS`], else the smallest s whose
+/// level fits under it.
+pub fn factor(w: usize, h: usize) -> usize {
+    let mut s = 1;
+    while w.div_ceil(s) * h.div_ceil(s) > WORK_PIXELS {
+        s += 1;
+    }
+    s
+}
+
+/// The working level of a photo: its colours averaged over s×s blocks, and the trimap of
+/// those blocks (known where all its pixels are known alike, unknown otherwise, so the
+/// level's band covers the photo's).
+pub struct Level {
+    pub w: usize,
+    pub h: usize,
+    pub s: usize,
+    pub img: Vec<RgbF>,
+    pub trimap: Vec<u8>,
+}
+
+impl Level {
+    /// The level of an RGBA photo (w×h) and its trimap, in blocks of s×s.
+    pub fn new(rgba: &[u8], tri: &[u8], (w, h): (usize, usize), s: usize) -> Level {
+        let (lw, lh) = (w.div_ceil(s), h.div_ceil(s));
+        let (img, trimap) = (0..lw * lh)
+            .into_par_iter()
+            .map(|c| {
+                let (cx, cy) = (c % lw, c / lw);
+                let mut sum = [0u32; 3];
+                let mut known = laplacian::known_alpha(tri[cy * s * w + cx * s]);
+                let mut n = 0;
+                for y in cy * s..((cy + 1) * s).min(h) {
+                    for x in cx * s..((cx + 1) * s).min(w) {
+                        let i = y * w + x;
+                        for (acc, &v) in sum.iter_mut().zip(&rgba[i * 4..i * 4 + 3]) {
+                            *acc += v as u32;
+                        }
+                        n += 1;
+                        if laplacian::known_alpha(tri[i]) != known {
+                            known = None;
+                        }
+                    }
+                }
+                let t = match known {
+                    Some(a) if a >= 0.5 => trimap::FOREGROUND,
+                    Some(_) => trimap::BACKGROUND,
+                    None => trimap::UNKNOWN,
+                };
+                (sum.map(|v| v as f32 / (255 * n) as f32), t)
+            })
+            .unzip();
+        Level {
+            w: lw,
+            h: lh,
+            s,
+            img,
+            trimap,
+        }
+    }
+
+    /// Where the centre of photo pixel (x, y) falls in this level's pixel-index coordinates.
+    pub fn at(&self, x: usize, y: usize) -> (f32, f32) {
+        let s = self.s as f32;
+        ((x as f32 + 0.5) / s - 0.5, (y as f32 + 0.5) / s - 0.5)
+    }
+
+    /// The alphas of the photo's `unknown` pixels (indices y·w + x) by guided upsampling
+    /// of this level's matte `alpha`.
+    pub fn upsample(
+        &self,
+        alpha: &[f32],
+        rgba: &[u8],
+        unknown: &[u32],
+        w: usize,
+    ) -> Vec<(u32, f32)> {
+        // The coefficients bilinear sampling reads: about the level's unknown pixels.
+        let level_unknown: Vec<bool> = self.trimap.iter().map(|&t| t == trimap::UNKNOWN).collect();
+        let wanted = crate::morphology::dilate(&level_unknown, self.w, self.h, 1);
+        let coef = guided::coefficients(&self.img, alpha, (self.w, self.h), &wanted);
+        unknown
+            .par_iter()
+            .map(|&i| {
+                let (x, y) = (i as usize % w, i as usize / w);
+                let (cx, cy) = self.at(x, y);
+                let c = super::bilinear(&coef, self.w, self.h, cx, cy);
+                (i, guided::apply(&c, pixel(rgba, i as usize)))
+            })
+            .collect()
+    }
+}
+
+/// Pixel i of RGBA bytes as colour in 0..=1.
+pub fn pixel(rgba: &[u8], i: usize) -> RgbF {
+    [0, 1, 2].map(|c| rgba[i * 4 + c] as f32 / 255.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_factor_keeps_the_level_under_the_working_size() {
+        assert_eq!(factor(800, 600), 1);
+        assert_eq!(factor(4000, 3000), 3);
+        for (w, h) in [(1449, 1449), (3100, 3875), (6000, 4000), (40000, 100)] {
+            let s = factor(w, h);
+            assert!(
+                s > 1 && w.div_ceil(s) * h.div_ceil(s) <= WORK_PIXELS,
+                "{w}x{h}"
+            );
+            assert!(
+                w.div_ceil(s - 1) * h.div_ceil(s - 1) > WORK_PIXELS,
+                "{w}x{h}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_level_averages_blocks_and_keeps_only_uniform_known_blocks() {
+        // 3×2 photo in blocks of 2: block 0 holds pixels 0,1,3,4; block 1 holds 2,5.
+        let rgba: Vec<u8> = [0u8, 20, 40, 60, 80, 100]
+            .iter()
+            .flat_map(|&v| [v, v, v, 255])
+            .collect();
+        let tri = [255, 255, 0, 255, 128, 0];
+        let level = Level::new(&rgba, &tri, (3, 2), 2);
+        assert_eq!((level.w, level.h), (2, 1));
+        assert_eq!(level.trimap, vec![trimap::UNKNOWN, trimap::BACKGROUND]);
+        assert!((level.img[0][0] - 40.0 / 255.0).abs() < 1e-6);
+        assert!((level.img[1][1] - 70.0 / 255.0).abs() < 1e-6);
+    }
+}
