@@ -136,7 +136,7 @@ pub fn band_from_mask(rgba: &[u8], mask: &[u8], w: usize, h: usize, base: u32) -
         h,
     };
     let bs = (base as usize).max(2);
-    let edge_blocks = flag_cells(w, h, bs, &|x, y| edge.at(x, y));
+    let edge_blocks = edge.cells(bs);
     let radius = block_radii(rgba, &edge, bs, base, &edge_blocks);
     spread_band(&mut out, &edge, bs, &radius, base);
     out
@@ -152,6 +152,31 @@ struct SelectionEdge<'a> {
 }
 
 impl SelectionEdge<'_> {
+    /// Which cells of a grid of `cell`×`cell` pixels hold an edge pixel. A cell whose mask
+    /// is uniformly 0 or 255 over itself and a one-pixel ring holds none: that test is a
+    /// plain comparison of bytes, and it settles nearly every cell of a photo.
+    fn cells(&self, cell: usize) -> Vec<bool> {
+        let (w, h) = (self.w, self.h);
+        let cw = w.div_ceil(cell);
+        (0..h.div_ceil(cell) * cw)
+            .into_par_iter()
+            .map(|c| {
+                let (x0, y0) = ((c % cw) * cell, (c / cw) * cell);
+                let (x1, y1) = ((x0 + cell).min(w), (y0 + cell).min(h));
+                let ring_x = x0.saturating_sub(1)..(x1 + 1).min(w);
+                let ring_y = y0.saturating_sub(1)..(y1 + 1).min(h);
+                let v = self.mask[y0 * w + x0];
+                let uniform = (v == 0 || v == 255)
+                    && ring_y.into_iter().all(|y| {
+                        self.mask[y * w + ring_x.start..y * w + ring_x.end]
+                            .iter()
+                            .all(|&m| m == v)
+                    });
+                !uniform && (y0..y1).any(|y| (x0..x1).any(|x| self.at(x, y)))
+            })
+            .collect()
+    }
+
     fn at(&self, x: usize, y: usize) -> bool {
         let (w, sel) = (self.w, self.sel);
         let i = y * w + x;
@@ -245,27 +270,6 @@ fn spread_band(out: &mut [u8], edge: &SelectionEdge, bs: usize, radius: &[f32], 
         });
 }
 
-/// Which cells of a grid of `cell`×`cell` pixels over a w×h image hold a pixel (x, y) for
-/// which `hit` is true.
-fn flag_cells(
-    w: usize,
-    h: usize,
-    cell: usize,
-    hit: &(impl Fn(usize, usize) -> bool + Sync),
-) -> Vec<bool> {
-    let cw = w.div_ceil(cell);
-    (0..h.div_ceil(cell))
-        .into_par_iter()
-        .flat_map_iter(|cy| {
-            let rows = cy * cell..((cy + 1) * cell).min(h);
-            (0..cw).map(move |cx| {
-                let cols = cx * cell..((cx + 1) * cell).min(w);
-                rows.clone().any(|y| cols.clone().any(|x| hit(x, y)))
-            })
-        })
-        .collect()
-}
-
 /// Coarsens a grid of flags (gw×gh) by k: a coarse cell is set when any of its cells is.
 fn coarsen(flags: &[bool], gw: usize, gh: usize, k: usize) -> Vec<bool> {
     let cw = gw.div_ceil(k);
@@ -353,7 +357,14 @@ mod tests {
             h,
         };
         let bs = (base as usize).max(2);
-        let edge_blocks = flag_cells(w, h, bs, &|x, y| edge.at(x, y));
+        let edge_blocks: Vec<bool> = (0..w.div_ceil(bs) * h.div_ceil(bs))
+            .map(|b| {
+                let (bx, by) = (b % w.div_ceil(bs), b / w.div_ceil(bs));
+                (by * bs..((by + 1) * bs).min(h))
+                    .any(|y| (bx * bs..((bx + 1) * bs).min(w)).any(|x| edge.at(x, y)))
+            })
+            .collect();
+        assert_eq!(edge_blocks, edge.cells(bs), "edge blocks");
         let radius = block_radii(rgba, &edge, bs, base, &edge_blocks);
         let mut v = vec![f32::NEG_INFINITY; w * h];
         for y in 0..h {
