@@ -191,6 +191,25 @@ fn cut_trims_writes_masks_and_lossless_webp() {
     let alpha = saved_alpha(&full);
     let (x, y, w, h) = aicut::imageio::trim_bounds(&alpha, 0).expect("something is selected");
 
+    // Soft edges are the default: the same cut as --edges soft, not as --edges hard.
+    let (soft, hard) = (dir.path().join("soft.png"), dir.path().join("hard.png"));
+    cut_ok(
+        &input,
+        centre,
+        &["--edges", "soft", "-o", soft.to_str().unwrap()],
+    );
+    cut_ok(
+        &input,
+        centre,
+        &["--edges", "hard", "-o", hard.to_str().unwrap()],
+    );
+    assert_eq!(saved_alpha(&soft), alpha, "the default is soft");
+    assert_ne!(
+        saved_alpha(&hard),
+        alpha,
+        "hard edges differ from soft ones"
+    );
+
     // A grey mask: exactly the cut-out's alpha.
     let mask = dir.path().join("mask.png");
     cut_ok(&input, centre, &["--mask", "-o", mask.to_str().unwrap()]);

@@ -63,7 +63,7 @@ pub fn run(args: CutArgs) -> Result<(), String> {
         options: ExportOptions {
             trim: args.trim,
             mask_only: args.mask,
-            edges: args.edges.options(),
+            edges: args.edges.options(crate::matting::Edges::Soft),
         },
     };
     let report = run_cut(engine, &req).map_err(|e| e.to_string())?;

@@ -61,9 +61,11 @@ impl ApiArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct EdgeArgs {
     /// soft: alpha matting in a band about the selection's edge (hair, fur) with the
-    /// subject's own colours there; hard: the selection's edge as it is.
-    #[arg(long, value_enum, default_value_t = crate::matting::Edges::Hard)]
-    pub edges: crate::matting::Edges,
+    /// subject's own colours there; hard: the selection's edge as it is. Default: soft for
+    /// `aicut cut` (a finished cut-out), hard for `aicut serve` (one cut-out per click, where
+    /// the soft pass would add its time to every click).
+    #[arg(long, value_enum)]
+    pub edges: Option<crate::matting::Edges>,
     /// With --edges soft: the band's half width in pixels on an ordinary edge (crisp
     /// edges get half of it, fine ones such as hair up to three times).
     #[arg(long, value_name = "PX", default_value_t = crate::matting::pass::DEFAULT_BAND,
@@ -72,9 +74,10 @@ pub struct EdgeArgs {
 }
 
 impl EdgeArgs {
-    pub fn options(&self) -> crate::matting::EdgeOptions {
+    /// The options asked for, with `default` edges when none were named.
+    pub fn options(&self, default: crate::matting::Edges) -> crate::matting::EdgeOptions {
         crate::matting::EdgeOptions {
-            edges: self.edges,
+            edges: self.edges.unwrap_or(default),
             band: self.band,
         }
     }

@@ -212,7 +212,7 @@ fn config(args: &ServeArgs, keys: KeyPolicy) -> Result<ServeConfig, String> {
             max_connections_per_ip: args.max_connections_per_ip.max(1),
             drain_deadline: args.shutdown_grace,
         },
-        edges: args.edges.options(),
+        edges: args.edges.options(crate::matting::Edges::Hard),
         ..ServeConfig::default()
     })
 }

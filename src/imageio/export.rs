@@ -48,7 +48,7 @@ impl ExportFormat {
 }
 
 /// What to write besides the format. The default keeps the selection's edge as it is
-/// (hard edges, as every front door defaults to while the soft pass is slow).
+/// (hard edges: `aicut cut` asks for soft ones itself).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ExportOptions {

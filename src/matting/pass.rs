@@ -19,8 +19,9 @@ pub const MAX_BAND: u32 = 200;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Edges {
-    /// The selection as it is: one anti-aliased step. The default while the soft pass is
-    /// far slower than a click (seconds on 12 MP photos; see the README's Edges section).
+    /// The selection as it is: one anti-aliased step. The default where a cut-out follows
+    /// every click (the server, the editor's live view): the soft pass would add its time,
+    /// a few tenths of a second, to each.
     #[default]
     Hard,
     /// Alpha matting in a band around the edge, with the foreground's own colours there.

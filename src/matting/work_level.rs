@@ -1,4 +1,4 @@
-//! Large photos are matted at a working level of a megapixel or two: the image is averaged
+//! Large photos are matted at a working level of about a megapixel: the image is averaged
 //! over s×s blocks, the matte solved there, and brought back to full size by guided
 //! upsampling ([`super::guided`]), which keeps strands finer than a block. The colours
 //! follow the same way ([`super::foreground::refine_at_full_size`]). This is what makes a
@@ -9,8 +9,11 @@ use rayon::prelude::*;
 
 use super::{RgbF, guided, laplacian, trimap};
 
-/// Photos with more pixels than this are matted at a working level below it.
-pub const WORK_PIXELS: usize = 2 << 20;
+/// Photos with more pixels than this are matted at a working level below it. The solve's
+/// cost grows faster than its band: at 2 MP a full-size solve took 1.2–1.9 s where the
+/// level at 1/2 took 0.35 s, and on the matting benchmark (0.5 MP) solving at 1/2 raised
+/// the error by only 3–6%.
+pub const WORK_PIXELS: usize = 1 << 20;
 
 /// The block size s for a w×h photo: 1 up to [`WORK_PIXELS`], else the smallest s whose
 /// level fits under it.
@@ -116,7 +119,8 @@ mod tests {
     #[test]
     fn the_factor_keeps_the_level_under_the_working_size() {
         assert_eq!(factor(800, 600), 1);
-        assert_eq!(factor(4000, 3000), 3);
+        assert_eq!(factor(1024, 1024), 1);
+        assert_eq!(factor(4000, 3000), 4);
         for (w, h) in [(1449, 1449), (3100, 3875), (6000, 4000), (40000, 100)] {
             let s = factor(w, h);
             assert!(
