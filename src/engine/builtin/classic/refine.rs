@@ -247,14 +247,14 @@ mod tests {
     fn reference(full: &RgbImage, work: &Working, local: &[LocalColours]) -> Vec<u8> {
         let (fw, fh) = (full.width() as usize, full.height() as usize);
         let (ww, wh) = (work.w, work.h);
+        let (sx, sy) = (ww as f32 / fw as f32, wh as f32 / fh as f32);
         let mut out = vec![0u8; fw * fh];
         for y in 0..fh {
-            let v = ((y as f32 + 0.5) * wh as f32 / fh as f32 - 0.5).clamp(0.0, (wh - 1) as f32);
+            let v = ((y as f32 + 0.5) * sy - 0.5).clamp(0.0, (wh - 1) as f32);
             let (y0, fy) = (v.floor() as usize, v - v.floor());
             let y1 = (y0 + 1).min(wh - 1);
             for x in 0..fw {
-                let u =
-                    ((x as f32 + 0.5) * ww as f32 / fw as f32 - 0.5).clamp(0.0, (ww - 1) as f32);
+                let u = ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (ww - 1) as f32);
                 let (x0, fx) = (u.floor() as usize, u - u.floor());
                 let x1 = (x0 + 1).min(ww - 1);
                 let l = |yy: usize, xx: usize| work.label[yy * ww + xx] as f32;
