@@ -260,7 +260,8 @@ mod tests {
                 let l = |yy: usize, xx: usize| work.label[yy * ww + xx] as f32;
                 let up = (l(y0, x0) * (1.0 - fx) + l(y0, x1) * fx) * (1.0 - fy)
                     + (l(y1, x0) * (1.0 - fx) + l(y1, x1) * fx) * fy;
-                let nearest = (v.round() as usize).min(wh - 1) * ww + (u.round() as usize).min(ww - 1);
+                let nearest =
+                    (v.round() as usize).min(wh - 1) * ww + (u.round() as usize).min(ww - 1);
                 let px = full.get_pixel(x as u32, y as u32).0;
                 let colour = px.map(|c| c as f32 / 255.0);
                 let corners = [l(y0, x0), l(y0, x1), l(y1, x0), l(y1, x1)];
@@ -281,7 +282,11 @@ mod tests {
         // to the working one.
         for (fw, fh, ww, wh) in [(97, 61, 30, 19), (120, 80, 40, 20), (33, 17, 33, 17)] {
             let full = RgbImage::from_fn(fw, fh, |x, y| {
-                image::Rgb([(x * 7 % 256) as u8, (y * 11 % 256) as u8, ((x + y) * 3 % 256) as u8])
+                image::Rgb([
+                    (x * 7 % 256) as u8,
+                    (y * 11 % 256) as u8,
+                    ((x + y) * 3 % 256) as u8,
+                ])
             });
             let (ww, wh) = (ww as usize, wh as usize);
             // A disc and a thin diagonal line: runs of both labels and many label changes.
@@ -292,7 +297,9 @@ mod tests {
                     (disc || (p % ww) == (p / ww)) as u8
                 })
                 .collect();
-            let rgb: Vec<f32> = (0..ww * wh * 3).map(|i| (i * 37 % 101) as f32 / 100.0).collect();
+            let rgb: Vec<f32> = (0..ww * wh * 3)
+                .map(|i| (i * 37 % 101) as f32 / 100.0)
+                .collect();
             let got = upsample_refine(&full, ww, wh, &label, &rgb);
             let work = Working {
                 w: ww,
