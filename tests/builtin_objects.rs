@@ -26,6 +26,16 @@ fn prompt(green: &[(f64, f64)], red: &[(f64, f64)]) -> Prompt {
     }
 }
 
+/// The built-in engine's answer to a single green click on `img`.
+async fn one_click(img: &RgbImage, at: (f64, f64)) -> GrayImage {
+    let engine = builtin::engine(Default::default());
+    let session = engine.initialize(loaded(img)).await.unwrap();
+    engine
+        .segment(&session, &prompt(&[at], &[]), 1)
+        .await
+        .unwrap()
+}
+
 fn selected(mask: &GrayImage) -> usize {
     mask.pixels().filter(|p| p.0[0] >= 128).count()
 }
@@ -46,12 +56,7 @@ fn small_object_on_a_table() -> (RgbImage, GrayImage, (f64, f64)) {
 #[tokio::test]
 async fn one_click_on_a_small_object_selects_it_not_the_table_around_it() {
     let (img, truth, (cx, cy)) = small_object_on_a_table();
-    let engine = builtin::engine(Default::default());
-    let session = engine.initialize(loaded(&img)).await.unwrap();
-    let mask = engine
-        .segment(&session, &prompt(&[(cx, cy)], &[]), 1)
-        .await
-        .unwrap();
+    let mask = one_click(&img, (cx, cy)).await;
     let score = iou(&mask, &truth);
     assert!(
         score > 0.7,
@@ -190,12 +195,7 @@ fn lamp_on_a_cable() -> (RgbImage, GrayImage, (f64, f64)) {
 #[tokio::test]
 async fn one_click_on_a_hanging_lamp_selects_the_lamp_not_the_cable_across_the_picture() {
     let (img, lamp, (cx, cy)) = lamp_on_a_cable();
-    let engine = builtin::engine(Default::default());
-    let session = engine.initialize(loaded(&img)).await.unwrap();
-    let mask = engine
-        .segment(&session, &prompt(&[(cx, cy)], &[]), 1)
-        .await
-        .unwrap();
+    let mask = one_click(&img, (cx, cy)).await;
     // The cable's far ends, beyond any box around the lamp.
     let ends = mask
         .enumerate_pixels()
