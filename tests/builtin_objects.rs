@@ -26,6 +26,16 @@ fn prompt(green: &[(f64, f64)], red: &[(f64, f64)]) -> Prompt {
     }
 }
 
+/// The built-in engine's answer to a single green click on `img`.
+async fn one_click(img: &RgbImage, at: (f64, f64)) -> GrayImage {
+    let engine = builtin::engine(Default::default());
+    let session = engine.initialize(loaded(img)).await.unwrap();
+    engine
+        .segment(&session, &prompt(&[at], &[]), 1)
+        .await
+        .unwrap()
+}
+
 fn selected(mask: &GrayImage) -> usize {
     mask.pixels().filter(|p| p.0[0] >= 128).count()
 }
@@ -46,12 +56,7 @@ fn small_object_on_a_table() -> (RgbImage, GrayImage, (f64, f64)) {
 #[tokio::test]
 async fn one_click_on_a_small_object_selects_it_not_the_table_around_it() {
     let (img, truth, (cx, cy)) = small_object_on_a_table();
-    let engine = builtin::engine(Default::default());
-    let session = engine.initialize(loaded(&img)).await.unwrap();
-    let mask = engine
-        .segment(&session, &prompt(&[(cx, cy)], &[]), 1)
-        .await
-        .unwrap();
+    let mask = one_click(&img, (cx, cy)).await;
     let score = iou(&mask, &truth);
     assert!(
         score > 0.7,
@@ -169,4 +174,36 @@ async fn a_first_click_offers_runner_ups_and_a_choice_is_what_later_clicks_refin
     assert!(iou(&back, &truth) > 0.7);
     let err = engine.choose(&session, &first, 9).await.unwrap_err();
     assert!(err.to_string().contains("no candidate 9"), "{err}");
+}
+
+/// A round lamp hanging from a thin cable of its own colour that runs across a plain
+/// wall from one side of the picture to the other.
+fn lamp_on_a_cable() -> (RgbImage, GrayImage, (f64, f64)) {
+    let (w, h) = (480, 360);
+    let mut img = RgbImage::new(w, h);
+    paint(&mut img, [215, 205, 185], 41, |_, _| true);
+    let dark = [45, 42, 45];
+    paint(&mut img, dark, 42, |_, y| (90.0..94.0).contains(&y));
+    paint(&mut img, dark, 43, |x, y| {
+        (238.0..242.0).contains(&x) && (92.0..135.0).contains(&y)
+    });
+    let (cx, cy) = (240.0, 180.0);
+    let lamp = paint(&mut img, dark, 44, |x, y| (x - cx).hypot(y - cy) < 50.0);
+    (img, lamp, (cx, cy))
+}
+
+#[tokio::test]
+async fn one_click_on_a_hanging_lamp_selects_the_lamp_not_the_cable_across_the_picture() {
+    let (img, lamp, (cx, cy)) = lamp_on_a_cable();
+    let mask = one_click(&img, (cx, cy)).await;
+    // The cable's far ends, beyond any box around the lamp.
+    let ends = mask
+        .enumerate_pixels()
+        .filter(|(x, _, p)| (*x < 40 || *x >= 440) && p.0[0] >= 128)
+        .count();
+    let score = iou(&mask, &lamp);
+    assert!(
+        ends == 0 && score > 0.8,
+        "IoU {score:.3}, {ends} pixels selected at the cable's ends"
+    );
 }

@@ -24,6 +24,13 @@ const W_CENTRE: f32 = 0.7;
 /// Penalty per unit of contour weakness (see `Level::contour_weakness`): a boundary
 /// through flat colour is a region's arbitrary end, not an object's outline.
 const W_WEAK: f32 = -0.65;
+/// Penalty per unit of the share of the candidate's image-border pixels that lie in thin
+/// parts (see [`thin_border`]): a cable or wire running out of the picture is rarely part
+/// of the object clicked.
+const W_THIN: f32 = -2.5;
+/// Half-width (working pixels) of the opening that tells thin parts: parts narrower than
+/// `2 * THIN_R + 1` pixels are thin.
+const THIN_R: usize = 2;
 /// The whole-image cut's head start: its colour models saw the most context, so a box
 /// cut replaces it only when clearly more object-like. Not fitted (COCO alone preferred
 /// no head start); a margin so that a near tie keeps the whole-image cut.
@@ -44,6 +51,7 @@ pub(super) struct Cues {
     pub contrast: f32,
     pub centre: f32,
     pub weak: f32,
+    pub thin_border: f32,
 }
 
 impl Cues {
@@ -54,6 +62,7 @@ impl Cues {
             + W_CONTRAST * self.contrast
             + W_CENTRE * self.centre
             + W_WEAK * self.weak
+            + W_THIN * self.thin_border
     }
 }
 
@@ -63,12 +72,14 @@ impl PreparedImage {
     pub(super) fn cues(&self, labels: &[u8], click: usize, closed: bool, lab: &[[f32; 3]]) -> Cues {
         let f = &self.fine;
         let inside = |p: usize| labels[p] == 1;
-        let (mut on_border, mut border) = (0usize, 0usize);
+        let thick = opened(labels, f.w, f.h, THIN_R);
+        let (mut on_border, mut border, mut thin) = (0usize, 0usize, 0usize);
         for p in 0..f.w * f.h {
             let (x, y) = (p % f.w, p / f.w);
             if x == 0 || y == 0 || x + 1 == f.w || y + 1 == f.h {
                 border += 1;
                 on_border += inside(p) as usize;
+                thin += (inside(p) && !thick[p]) as usize;
             }
         }
         let dist = inner_distance(labels, f.w, f.h);
@@ -79,6 +90,7 @@ impl PreparedImage {
             contrast: ring_contrast(labels, lab, f.w, f.h),
             centre: dist.get(click).map_or(0.0, |d| d / deepest.max(1e-3)),
             weak: f.contour_weakness(labels),
+            thin_border: thin as f32 / on_border.max(1) as f32,
         }
     }
 
@@ -89,6 +101,15 @@ impl PreparedImage {
             .map(|c| features::rgb_to_lab(c[0], c[1], c[2]))
             .collect()
     }
+}
+
+/// The selection's morphological opening by a square of half-side `r`: what remains of
+/// it without its parts narrower than `2 * r + 1` pixels. Pixels outside the picture
+/// count as selected, so a thick part running out of it stays.
+fn opened(labels: &[u8], w: usize, h: usize, r: usize) -> Vec<bool> {
+    let outside: Vec<bool> = labels.iter().map(|&l| l != 1).collect();
+    let eroded: Vec<bool> = dilate(&outside, w, h, r).iter().map(|&o| !o).collect();
+    dilate(&eroded, w, h, r)
 }
 
 /// Chamfer distance of each selected pixel to the nearest unselected pixel or the image
@@ -194,6 +215,30 @@ mod tests {
                 inside(x * 160.0 / f.w as f32, y * 120.0 / f.h as f32) as u8
             })
             .collect()
+    }
+
+    #[test]
+    fn a_selection_reaching_the_border_only_by_a_thin_line_is_thin_there() {
+        let prep = square_scene();
+        let f = &prep.fine;
+        let lab = prep.lab();
+        let click = (60 * f.h / 120) * f.w + 80 * f.w / 160;
+        let square = |x: f32, y: f32| (50.0..110.0).contains(&x) && (30.0..90.0).contains(&y);
+        // The square and a line two working pixels high out to the left and right border.
+        let row = 60 * f.h / 120;
+        let wired: Vec<u8> = labels(&prep, square)
+            .iter()
+            .enumerate()
+            .map(|(p, &l)| l | (p / f.w == row || p / f.w == row + 1) as u8)
+            .collect();
+        // The square grown into a thick bar to the left border.
+        let bar = labels(&prep, |x, y| x < 110.0 && (30.0..90.0).contains(&y));
+        let (w, b) = (
+            prep.cues(&wired, click, true, &lab),
+            prep.cues(&bar, click, true, &lab),
+        );
+        assert!(w.thin_border > 0.99 && b.thin_border == 0.0, "{w:?} {b:?}");
+        assert!(w.score() < prep.cues(&labels(&prep, square), click, true, &lab).score() - 1.0);
     }
 
     #[test]

@@ -45,16 +45,18 @@ impl PreparedImage {
     /// start. `all` returns the runner-ups as well; the first answer is the same either
     /// way.
     pub fn first_click(&self, green: &[[f32; 2]], red: &[[f32; 2]], all: bool) -> Vec<Vec<u8>> {
-        let whole = self.labels(green, red, None);
-        let n = whole.len();
-        if n == 0 || green.len() != 1 {
-            return vec![whole];
+        if green.len() != 1 {
+            return vec![self.labels(green, red, None)];
         }
         let full = (self.full.width() as f32, self.full.height() as f32);
         let Some(&click) = self.fine.pixels_near(green, full.0, full.1, 0.5).first() else {
-            return vec![whole];
+            return vec![self.labels(green, red, None)];
         };
-        let (lab, cuts) = rayon::join(|| self.lab(), || self.box_cuts(green, red));
+        // The whole-image cut does not depend on the boxes: both are cut meanwhile.
+        let (whole, (lab, cuts)) = rayon::join(
+            || self.labels(green, red, None),
+            || rayon::join(|| self.lab(), || self.box_cuts(green, red)),
+        );
         let boxes = cuts
             .par_iter()
             .map(|cut| (self.refine_box(cut, green, red), cut.closed, 0.0));
