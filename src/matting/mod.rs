@@ -38,7 +38,7 @@ pub fn to_float(rgba: &[u8]) -> Vec<RgbF> {
 
 /// The four grid pixels around (x, y), in pixel-index coordinates clamped to a w×h grid,
 /// with their bilinear weights.
-pub fn bilinear_taps(w: usize, h: usize, x: f32, y: f32) -> [(usize, f32); 4] {
+fn bilinear_taps(w: usize, h: usize, x: f32, y: f32) -> [(usize, f32); 4] {
     let x = x.clamp(0.0, (w - 1) as f32);
     let y = y.clamp(0.0, (h - 1) as f32);
     let (x0, y0) = (x.floor() as usize, y.floor() as usize);
