@@ -122,25 +122,16 @@ fn halve(img: &[RgbF], trimap: &[u8], w: usize, h: usize) -> (Vec<RgbF>, Vec<u8>
         .map(|c| {
             let (cx, cy) = (c % cw, c / cw);
             let mut sum = [0.0f32; 3];
-            let mut known = laplacian::known_alpha(trimap[2 * cy * w + 2 * cx]);
+            let (ys, xs) = (2 * cy..(2 * cy + 2).min(h), 2 * cx..(2 * cx + 2).min(w));
+            let block = ys.flat_map(|y| xs.clone().map(move |x| y * w + x));
             let mut n = 0.0;
-            for y in 2 * cy..(2 * cy + 2).min(h) {
-                for x in 2 * cx..(2 * cx + 2).min(w) {
-                    let i = y * w + x;
-                    for (s, v) in sum.iter_mut().zip(img[i]) {
-                        *s += v;
-                    }
-                    n += 1.0;
-                    if laplacian::known_alpha(trimap[i]) != known {
-                        known = None;
-                    }
+            for i in block.clone() {
+                for (s, v) in sum.iter_mut().zip(img[i]) {
+                    *s += v;
                 }
+                n += 1.0;
             }
-            let t = match known {
-                Some(a) if a >= 0.5 => super::trimap::FOREGROUND,
-                Some(_) => super::trimap::BACKGROUND,
-                None => super::trimap::UNKNOWN,
-            };
+            let t = super::trimap::block_value(block.map(|i| trimap[i]));
             ([sum[0] / n, sum[1] / n, sum[2] / n], t)
         })
         .unzip()

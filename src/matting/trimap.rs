@@ -15,6 +15,24 @@ pub const BACKGROUND: u8 = 0;
 pub const UNKNOWN: u8 = 128;
 pub const FOREGROUND: u8 = 255;
 
+/// The trimap value of a block of pixels with trimap values `values` (at least one):
+/// known where all are known alike, unknown otherwise, so a coarser band covers the finer.
+pub fn block_value(values: impl IntoIterator<Item = u8>) -> u8 {
+    use super::laplacian::known_alpha;
+    let mut values = values.into_iter().map(known_alpha);
+    let first = values.next().flatten();
+    match first {
+        Some(a) if values.all(|v| v == first) => {
+            if a >= 0.5 {
+                FOREGROUND
+            } else {
+                BACKGROUND
+            }
+        }
+        _ => UNKNOWN,
+    }
+}
+
 /// The narrowest band, as a share of the base width (crisp edges).
 const MIN_SCALE: f32 = 0.5;
 /// The widest band, as a multiple of the base width (fine or soft edges).

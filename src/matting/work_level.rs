@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::{RgbF, guided, laplacian, trimap};
+use super::{RgbF, guided, trimap};
 
 /// Photos with more pixels than this are matted at a working level below it. The solve's
 /// cost grows faster than its band: at 2 MP a full-size solve took 1.2–1.9 s where the
@@ -44,26 +44,17 @@ impl Level {
             .into_par_iter()
             .map(|c| {
                 let (cx, cy) = (c % lw, c / lw);
+                let (ys, xs) = (cy * s..((cy + 1) * s).min(h), cx * s..((cx + 1) * s).min(w));
+                let block = ys.flat_map(|y| xs.clone().map(move |x| y * w + x));
                 let mut sum = [0u32; 3];
-                let mut known = laplacian::known_alpha(tri[cy * s * w + cx * s]);
                 let mut n = 0;
-                for y in cy * s..((cy + 1) * s).min(h) {
-                    for x in cx * s..((cx + 1) * s).min(w) {
-                        let i = y * w + x;
-                        for (acc, &v) in sum.iter_mut().zip(&rgba[i * 4..i * 4 + 3]) {
-                            *acc += v as u32;
-                        }
-                        n += 1;
-                        if laplacian::known_alpha(tri[i]) != known {
-                            known = None;
-                        }
+                for i in block.clone() {
+                    for (acc, &v) in sum.iter_mut().zip(&rgba[i * 4..i * 4 + 3]) {
+                        *acc += v as u32;
                     }
+                    n += 1;
                 }
-                let t = match known {
-                    Some(a) if a >= 0.5 => trimap::FOREGROUND,
-                    Some(_) => trimap::BACKGROUND,
-                    None => trimap::UNKNOWN,
-                };
+                let t = trimap::block_value(block.map(|i| tri[i]));
                 (sum.map(|v| v as f32 / (255 * n) as f32), t)
             })
             .unzip();
