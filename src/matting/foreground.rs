@@ -187,28 +187,61 @@ pub fn estimate_both(image: &[RgbF], alpha: &[f32], w: usize, h: usize) -> (Vec<
 /// The colours of a photo matted at a working level (see [`super::work_level`]): each
 /// pixel of partial alpha gets one update of the method at full size, its neighbours'
 /// colours taken from the level's estimates (`fg`, `bg`) bilinearly upsampled at the
-/// pixel, their alphas from the photo's 8-bit matte. `partial` lists the pixels (index
-/// y·w + x) of partial alpha, with it. That is the method's own step from a coarse
+/// pixel, their alphas from the photo's 8-bit matte. `band` lists the matte's unknown
+/// pixels (index y·w + x) with their alpha; those of partial alpha get a colour. That is the method's own step from a coarse
 /// level to a finer one, made once and only where a colour is wanted.
 pub fn refine_at_full_size(
     level: &super::work_level::Level,
     (fg, bg): (&[RgbF], &[RgbF]),
     rgba: &[u8],
     alpha: &image::GrayImage,
-    partial: &[(u32, f32)],
+    band: &[(u32, f32)],
 ) -> Vec<(u32, RgbF)> {
     let (w, h) = (alpha.width() as usize, alpha.height() as usize);
     let grey = alpha.as_raw();
-    partial
-        .par_iter()
+    band.par_iter()
+        .filter(|(_, a)| *a > 0.0 && *a < 1.0)
         .map(|&(i, a0)| {
             let (x, y) = (i as usize % w, i as usize / w);
             let (cx, cy) = level.at(x, y);
             let f0 = super::bilinear(fg, level.w, level.h, cx, cy);
             let b0 = super::bilinear(bg, level.w, level.h, cx, cy);
             let pulls = neighbours(x, y, w, h).map(|j| (grey[j] as f32 / 255.0, f0, b0));
-            let px = super::work_level::pixel(rgba, i as usize);
+            let px = super::rgb_at(rgba, i as usize);
             (i, solve_pixel(a0, px, &pulls).0)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matting::{trimap, work_level::Level};
+
+    #[test]
+    fn the_full_size_step_takes_each_pixels_own_colour_not_the_levels() {
+        // A 2×1 level whose estimate says red foreground over blue background, for a 4×2
+        // photo of a faint strand (alpha 0.4 about pixel (1, 0), which is half green over
+        // that blue).
+        let level = Level {
+            w: 2,
+            h: 1,
+            s: 2,
+            img: vec![[0.5; 3]; 2],
+            trimap: vec![trimap::UNKNOWN; 2],
+        };
+        let (fg, bg) = (vec![[0.9, 0.1, 0.1]; 2], vec![[0.1, 0.1, 0.9]; 2]);
+        let (green, blue) = ([0.1f32, 0.9, 0.1], [0.1f32, 0.1, 0.9]);
+        let mut rgba = vec![255u8; 4 * 2 * 4];
+        let mix = [0, 1, 2].map(|c| ((0.5 * green[c] + 0.5 * blue[c]) * 255.0) as u8);
+        rgba[4..7].copy_from_slice(&mix);
+        let alpha = image::GrayImage::from_raw(4, 2, vec![102, 128, 102, 0, 0, 102, 0, 0]).unwrap();
+        let colours = refine_at_full_size(&level, (&fg, &bg), &rgba, &alpha, &[(0, 0.0), (1, 0.5)]);
+        assert_eq!(colours.len(), 1, "only the partial pixel gets a colour");
+        let (i, f) = colours[0];
+        assert_eq!(i, 1);
+        // The pixel's own green pulls the colour well away from the level's red (the
+        // neighbours' like alphas hold it partway: the method's smoothness).
+        assert!(f[1] > 0.3 && f[0] < 0.7, "{f:?}");
+    }
 }

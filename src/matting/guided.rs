@@ -130,6 +130,47 @@ pub fn apply(c: &Coefficients, px: RgbF) -> f32 {
     (c[0] * px[0] + c[1] * px[1] + c[2] * px[2] + c[3]).clamp(0.0, 1.0)
 }
 
+/// Where the centre of pixel (x, y) of a grid s times finer falls in a coarse grid's
+/// pixel-index coordinates.
+pub fn coarse_at(x: usize, y: usize, s: usize) -> (f32, f32) {
+    let s = s as f32;
+    ((x as f32 + 0.5) / s - 0.5, (y as f32 + 0.5) / s - 0.5)
+}
+
+/// A coarse matte fitted for guided upsampling to a grid `s` times finer: the coarse
+/// pyramid level's start for the next one, and a large photo's working level.
+pub struct Upsampling {
+    coef: Vec<Coefficients>,
+    w: usize,
+    h: usize,
+    s: usize,
+}
+
+impl Upsampling {
+    /// Fits the coarse image `img` (w×h) and its matte about the pixels its trimap leaves
+    /// unknown: those are the ones the finer grid's unknown pixels sample.
+    pub fn new(
+        img: &[RgbF],
+        alpha: &[f32],
+        trimap: &[u8],
+        (w, h): (usize, usize),
+        s: usize,
+    ) -> Self {
+        let unknown: Vec<bool> = (trimap.iter())
+            .map(|&t| super::laplacian::known_alpha(t).is_none())
+            .collect();
+        let wanted = crate::morphology::dilate(&unknown, w, h, 1);
+        let coef = coefficients(img, alpha, (w, h), &wanted);
+        Upsampling { coef, w, h, s }
+    }
+
+    /// The alpha of pixel (x, y) of the finer grid, whose colour is `px`.
+    pub fn alpha_at(&self, x: usize, y: usize, px: RgbF) -> f32 {
+        let (cx, cy) = coarse_at(x, y, self.s);
+        apply(&super::bilinear(&self.coef, self.w, self.h, cx, cy), px)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,15 +25,15 @@ pub type RgbF = [f32; 3];
 /// RGB(A) bytes as 0..=1 floats, dropping alpha.
 pub fn to_float(rgba: &[u8]) -> Vec<RgbF> {
     use rayon::prelude::*;
-    rgba.par_chunks_exact(4)
-        .map(|p| {
-            [
-                p[0] as f32 / 255.0,
-                p[1] as f32 / 255.0,
-                p[2] as f32 / 255.0,
-            ]
-        })
+    (0..rgba.len() / 4)
+        .into_par_iter()
+        .map(|i| rgb_at(rgba, i))
         .collect()
+}
+
+/// Pixel i of RGBA bytes as colour in 0..=1.
+pub fn rgb_at(rgba: &[u8], i: usize) -> RgbF {
+    [0, 1, 2].map(|c| rgba[i * 4 + c] as f32 / 255.0)
 }
 
 /// The four grid pixels around (x, y), in pixel-index coordinates clamped to a w×h grid,

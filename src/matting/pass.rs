@@ -159,23 +159,19 @@ impl SoftAlpha {
     pub fn cut(&self, image: &RgbaImage) -> SoftCut {
         let started = std::time::Instant::now();
         let (w, h) = (self.grey.width() as usize, self.grey.height() as usize);
-        let partial = self.band.iter().filter(|(_, a)| *a > 0.0 && *a < 1.0);
         let colours = match &self.level {
             Some((level, alpha)) => {
                 let (fg, bg) = foreground::estimate_both(&level.img, alpha, level.w, level.h);
                 tracing::debug!("colours at the working level in {:?}", started.elapsed());
-                let partial: Vec<(u32, f32)> = partial.copied().collect();
-                foreground::refine_at_full_size(
-                    level,
-                    (&fg, &bg),
-                    image.as_raw(),
-                    &self.grey,
-                    &partial,
-                )
+                let rgba = image.as_raw();
+                foreground::refine_at_full_size(level, (&fg, &bg), rgba, &self.grey, &self.band)
             }
             None => {
                 let fg = foreground::estimate(&to_float(image.as_raw()), &self.full(), w, h);
-                partial.map(|&(i, _)| (i, fg[i as usize])).collect()
+                (self.band.iter())
+                    .filter(|(_, a)| *a > 0.0 && *a < 1.0)
+                    .map(|&(i, _)| (i, fg[i as usize]))
+                    .collect()
             }
         };
         tracing::info!("soft edges: colours in {:?}", started.elapsed());

@@ -93,21 +93,12 @@ fn coarse_guess(
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     let (cimg, ctri) = halve(img, trimap, w, h);
     let (coarse, shift) = solve_level(&cimg, &ctri, (cw, ch), large);
-    let unknown: Vec<bool> = (ctri.iter())
-        .map(|&t| laplacian::known_alpha(t).is_none())
-        .collect();
-    let wanted = crate::morphology::dilate(&unknown, cw, ch, 1);
-    let coef = super::guided::coefficients(&cimg, &coarse, (cw, ch), &wanted);
+    let fit = super::guided::Upsampling::new(&cimg, &coarse, &ctri, (cw, ch), 2);
     let guess = trimap
         .par_iter()
         .enumerate()
         .map(|(p, &t)| {
-            let (x, y) = ((p % w) as f32, (p / w) as f32);
-            // Pixel centres: fine x + ½ is coarse x/2 + ¼, i.e. coarse index x/2 − ¼.
-            laplacian::known_alpha(t).unwrap_or_else(|| {
-                let c = super::bilinear(&coef, cw, ch, x / 2.0 - 0.25, y / 2.0 - 0.25);
-                super::guided::apply(&c, img[p])
-            })
+            laplacian::known_alpha(t).unwrap_or_else(|| fit.alpha_at(p % w, p / w, img[p]))
         })
         .collect();
     Some((guess, shift))

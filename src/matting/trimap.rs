@@ -60,7 +60,7 @@ fn block_sums(
     bs: usize,
     (bx, by): (usize, usize),
 ) -> BlockSums {
-    let px = |i: usize| [0, 1, 2].map(|c| rgba[i * 4 + c] as f32 / 255.0);
+    let px = |i: usize| super::rgb_at(rgba, i);
     let mut b = BlockSums::default();
     for y in by * bs..((by + 1) * bs).min(h) {
         for x in bx * bs..((bx + 1) * bs).min(w) {

@@ -69,8 +69,7 @@ impl Level {
 
     /// Where the centre of photo pixel (x, y) falls in this level's pixel-index coordinates.
     pub fn at(&self, x: usize, y: usize) -> (f32, f32) {
-        let s = self.s as f32;
-        ((x as f32 + 0.5) / s - 0.5, (y as f32 + 0.5) / s - 0.5)
+        guided::coarse_at(x, y, self.s)
     }
 
     /// The alphas of the photo's `unknown` pixels (indices y·w + x) by guided upsampling
@@ -82,25 +81,15 @@ impl Level {
         unknown: &[u32],
         w: usize,
     ) -> Vec<(u32, f32)> {
-        // The coefficients bilinear sampling reads: about the level's unknown pixels.
-        let level_unknown: Vec<bool> = self.trimap.iter().map(|&t| t == trimap::UNKNOWN).collect();
-        let wanted = crate::morphology::dilate(&level_unknown, self.w, self.h, 1);
-        let coef = guided::coefficients(&self.img, alpha, (self.w, self.h), &wanted);
+        let fit = guided::Upsampling::new(&self.img, alpha, &self.trimap, (self.w, self.h), self.s);
         unknown
             .par_iter()
             .map(|&i| {
                 let (x, y) = (i as usize % w, i as usize / w);
-                let (cx, cy) = self.at(x, y);
-                let c = super::bilinear(&coef, self.w, self.h, cx, cy);
-                (i, guided::apply(&c, pixel(rgba, i as usize)))
+                (i, fit.alpha_at(x, y, super::rgb_at(rgba, i as usize)))
             })
             .collect()
     }
-}
-
-/// Pixel i of RGBA bytes as colour in 0..=1.
-pub fn pixel(rgba: &[u8], i: usize) -> RgbF {
-    [0, 1, 2].map(|c| rgba[i * 4 + c] as f32 / 255.0)
 }
 
 #[cfg(test)]
