@@ -198,7 +198,11 @@ async fn server_errors_timeouts_and_dropped_connections_are_retried() {
     let retried = |needle: &str| reasons.iter().filter(|r| r.contains(needle)).count();
     assert_eq!(retried("HTTP 503"), 1, "503 on initialize: {reasons:?}");
     assert_eq!(retried("HTTP 502"), 1, "502 on the download: {reasons:?}");
-    assert_eq!(retried("request failed"), 1, "a dropped connection: {reasons:?}");
+    assert_eq!(
+        retried("request failed"),
+        1,
+        "a dropped connection: {reasons:?}"
+    );
     // The held call times out; a loaded machine may add timeouts, nothing else.
     let timeouts = retried("did not answer in time");
     assert!(timeouts >= 1, "the held call times out: {reasons:?}");
