@@ -7,10 +7,12 @@
 
 pub mod foreground;
 pub mod guided;
+pub mod ichol;
 pub mod laplacian;
 pub mod pass;
 pub mod pcg;
 pub mod solve;
+pub mod stencil;
 pub mod trimap;
 pub mod work_level;
 
