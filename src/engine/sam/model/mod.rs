@@ -15,6 +15,7 @@ mod mask_decoder;
 mod prompt_encoder;
 mod tiny_vit;
 mod transformer;
+mod upscale;
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
