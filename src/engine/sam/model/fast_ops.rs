@@ -118,8 +118,27 @@ fn softmax_row_portable(row: &mut [f32]) {
     row.iter_mut().for_each(|x| *x *= inv);
 }
 
+/// Rows shorter than eight (the decoder's image-to-token attention: one row per head of
+/// a few prompt tokens): the exponentials over the whole block at once, so that they
+/// vectorise across rows; one row at a time they would all be scalar.
+#[inline(always)]
+fn softmax_short_rows_portable(rows: &mut [f32], n: usize) {
+    for row in rows.chunks_exact_mut(n) {
+        let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        row.iter_mut().for_each(|x| *x -= max);
+    }
+    rows.iter_mut().for_each(|x| *x = exp_nonpositive(*x));
+    for row in rows.chunks_exact_mut(n) {
+        let inv = 1.0 / row.iter().sum::<f32>();
+        row.iter_mut().for_each(|x| *x *= inv);
+    }
+}
+
 #[inline(always)]
 fn softmax_rows_portable(rows: &mut [f32], n: usize) {
+    if n < 8 {
+        return softmax_short_rows_portable(rows, n);
+    }
     rows.chunks_exact_mut(n).for_each(softmax_row_portable);
 }
 

@@ -10,6 +10,7 @@
 mod decoder_ops;
 mod depthwise;
 mod fast_ops;
+mod image_attention;
 mod image_encoder;
 mod mask_decoder;
 mod prompt_encoder;
