@@ -202,10 +202,10 @@ impl Attention {
         keys: &Tensor,
         norm: &LayerNorm,
     ) -> Result<Tensor> {
-        if self.num_heads * k_in.dim(0)? <= self.internal_dim() {
-            if let Some(out) = self.image_to_tokens_fused(image, (k_in, v_in), keys, norm)? {
-                return Ok(out);
-            }
+        if self.num_heads * k_in.dim(0)? <= self.internal_dim()
+            && let Some(out) = self.image_to_tokens_fused(image, (k_in, v_in), keys, norm)?
+        {
+            return Ok(out);
         }
         let attn_out = self.image_to_tokens(image, k_in, v_in)?;
         norm.forward(&plus(keys, attn_out)?)
