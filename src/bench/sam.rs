@@ -22,6 +22,24 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
+/// CPU time used so far by all of the process's threads: on a shared machine it moves
+/// less with other processes' load than wall time does.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn process_cpu() -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call to fill.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn process_cpu() -> Option<Duration> {
+    None
+}
+
 /// The process's peak resident memory in MiB (Linux), if known.
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -65,6 +83,8 @@ fn click_to_mask(image: &SamImage, w: u32, h: u32) -> Result<Duration, String> {
 struct Measured {
     encoder: Duration,
     decoder: Duration,
+    /// CPU time per decoder run (all threads), the mean over the runs, where known.
+    decoder_cpu: Option<Duration>,
     click_to_mask: Duration,
 }
 
@@ -79,14 +99,20 @@ fn measure(model: &Arc<SamModel>, photo: &RgbImage) -> Result<Measured, String> 
     let image = image.ok_or("no encoder run")?;
     let one = &clicks(photo.width(), photo.height())[0];
     let mut decodes = Vec::new();
+    let cpu = process_cpu();
     for _ in 0..DECODER_RUNS {
         let t = Instant::now();
         image.run_decoder(one).map_err(|e| e.to_string())?;
         decodes.push(t.elapsed());
     }
+    let decoder_cpu = match (cpu, process_cpu()) {
+        (Some(start), Some(end)) => Some((end - start) / DECODER_RUNS as u32),
+        _ => None,
+    };
     Ok(Measured {
         encoder: median(encodes),
         decoder: median(decodes),
+        decoder_cpu,
         click_to_mask: click_to_mask(&image, photo.width(), photo.height())?,
     })
 }
@@ -108,7 +134,8 @@ pub fn run(model_path: &Path, photos: &[Arc<LoadedImage>]) -> Result<String, Str
     );
     let mut out = format!(
         "{} ({file_mib:.0} MiB), loaded in {} ms, {} threads\n\n\
-         | photo | size | encoder ms | decoder ms | click-to-mask ms |\n|---|---|---|---|---|\n",
+         | photo | size | encoder ms | decoder ms | decoder CPU ms | click-to-mask ms |\n\
+         |---|---|---|---|---|---|\n",
         model.label(),
         ms(load),
         rayon::current_num_threads(),
@@ -122,11 +149,12 @@ pub fn run(model_path: &Path, photos: &[Arc<LoadedImage>]) -> Result<String, Str
     for (name, photo) in rows {
         let m = measure(&model, &photo)?;
         out += &format!(
-            "| {name} | {}x{} | {} | {} | {} |\n",
+            "| {name} | {}x{} | {} | {} | {} | {} |\n",
             photo.width(),
             photo.height(),
             ms(m.encoder),
             ms(m.decoder),
+            m.decoder_cpu.map_or("n/a".into(), ms),
             ms(m.click_to_mask)
         );
     }

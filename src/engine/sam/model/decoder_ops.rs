@@ -69,6 +69,45 @@ struct BiasNormGelu {
     eps: f32,
 }
 
+/// `dst (m, n) = lhs (m, k) · rhs`, all row-major, on the calling thread (the fused passes
+/// run one tile per rayon task). `rhs` is `(k, n)`, or `(n, k)` read transposed when
+/// `rhs_transposed`.
+pub(super) fn matmul_into(
+    dst: &mut [f32],
+    lhs: &[f32],
+    rhs: &[f32],
+    (m, k, n): (usize, usize, usize),
+    rhs_transposed: bool,
+) {
+    assert!(dst.len() == m * n && lhs.len() == m * k && rhs.len() == k * n);
+    let (rhs_cs, rhs_rs) = if rhs_transposed { (k, 1) } else { (1, n) };
+    // SAFETY: the three slices hold exactly the (m, n), (m, k) and (k, n) matrices that
+    // the strides describe, checked just above; `dst` is not read (`read_dst` false).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.as_ptr(),
+            1,
+            k as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
 #[inline(always)]
 fn bias_norm_gelu_rows(rows: &mut [f32], bias: &[f32], params: &[f32], eps: f32) {
     let c = params.len() / 2;
@@ -90,6 +129,16 @@ fn bias_norm_gelu_rows(rows: &mut [f32], bias: &[f32], params: &[f32], eps: f32)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn bias_norm_gelu_rows_avx2(rows: &mut [f32], bias: &[f32], params: &[f32], eps: f32) {
+    bias_norm_gelu_rows(rows, bias, params, eps)
+}
+
+/// [`bias_norm_gelu_rows`] on the calling thread, vectorised where the CPU allows.
+pub(super) fn bias_norm_gelu_slice(rows: &mut [f32], bias: &[f32], params: &[f32], eps: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        return unsafe { bias_norm_gelu_rows_avx2(rows, bias, params, eps) };
+    }
     bias_norm_gelu_rows(rows, bias, params, eps)
 }
 
@@ -115,14 +164,8 @@ impl InplaceOp3 for BiasNormGelu {
         }
         let eps = self.eps;
         let rows = (CHUNK / n).max(1);
-        data.par_chunks_mut(rows * n).for_each(|chunk| {
-            #[cfg(target_arch = "x86_64")]
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU has AVX2 and FMA, checked just above.
-                return unsafe { bias_norm_gelu_rows_avx2(chunk, bias, params, eps) };
-            }
-            bias_norm_gelu_rows(chunk, bias, params, eps)
-        });
+        data.par_chunks_mut(rows * n)
+            .for_each(|chunk| bias_norm_gelu_slice(chunk, bias, params, eps));
         Ok(())
     }
 }

@@ -25,6 +25,19 @@ pub enum Act {
 /// after rounding `x / ln 2` with the 1.5 * 2^23 trick, all without branches or libm.
 #[inline(always)]
 fn exp_nonpositive(x: f32) -> f32 {
+    exp_nonpositive_with::<false>(x)
+}
+
+/// `a * b + c`, in one rounding where the calling code is compiled for FMA (`FMA`);
+/// without it `mul_add` would be a library call.
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// [`exp_nonpositive`], its polynomial in fused multiply-adds when `FMA`.
+#[inline(always)]
+fn exp_nonpositive_with<const FMA: bool>(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
     const LN2_HI: f32 = 0.693_359_4;
@@ -33,49 +46,51 @@ fn exp_nonpositive(x: f32) -> f32 {
     let n = (x * LOG2_E + ROUND) - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4_f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let er = p * r * r + r + 1.0;
+    p = madd::<FMA>(p, r, 1.398_199_9e-3);
+    p = madd::<FMA>(p, r, 8.333_452e-3);
+    p = madd::<FMA>(p, r, 4.166_579_6e-2);
+    p = madd::<FMA>(p, r, 1.666_666_5e-1);
+    p = madd::<FMA>(p, r, 0.5);
+    let er = madd::<FMA>(p * r, r, r + 1.0);
     er * f32::from_bits(((n as i32 + 127) << 23) as u32)
 }
 
 /// Exact (erf) GELU of one value, as PyTorch's vectorised CPU code computes it.
+/// The polynomials run in fused multiply-adds when `FMA` (as PyTorch's AVX2 code does).
 #[inline(always)]
-fn gelu_one(x: f32) -> f32 {
+fn gelu_one<const FMA: bool>(x: f32) -> f32 {
     let z = x * std::f32::consts::FRAC_1_SQRT_2;
-    let t = 1.0 / (1.0 + 0.327_591_1 * z.abs());
-    let poly = ((((1.061_405_4 * t - 1.453_152_1) * t + 1.421_413_8) * t - 0.284_496_74) * t
-        + 0.254_829_6)
-        * t;
-    let erf = (1.0 - poly * exp_nonpositive(-z * z)).copysign(z);
+    let t = 1.0 / madd::<FMA>(0.327_591_1, z.abs(), 1.0);
+    let mut poly = madd::<FMA>(1.061_405_4, t, -1.453_152_1);
+    poly = madd::<FMA>(poly, t, 1.421_413_8);
+    poly = madd::<FMA>(poly, t, -0.284_496_74);
+    poly = madd::<FMA>(poly, t, 0.254_829_6) * t;
+    let erf = madd::<FMA>(-poly, exp_nonpositive_with::<FMA>(-z * z), 1.0).copysign(z);
     0.5 * x * (1.0 + erf)
 }
 
 #[inline(always)]
-fn gelu_portable(xs: &mut [f32]) {
+fn gelu_portable<const FMA: bool>(xs: &mut [f32]) {
     for x in xs {
-        *x = gelu_one(*x);
+        *x = gelu_one::<FMA>(*x);
     }
 }
 
-/// The same loop compiled for AVX2: eight lanes at a time.
+/// The same loop compiled for AVX2 and FMA: eight lanes at a time.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn gelu_avx2(xs: &mut [f32]) {
-    gelu_portable(xs)
+    gelu_portable::<true>(xs)
 }
 
 /// GELU over a slice, in place, on the calling thread.
 pub(super) fn gelu_slice(xs: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
         return unsafe { gelu_avx2(xs) };
     }
-    gelu_portable(xs)
+    gelu_portable::<false>(xs)
 }
 
 /// Applies `act` to a slice in place, on the calling thread.
@@ -118,8 +133,27 @@ fn softmax_row_portable(row: &mut [f32]) {
     row.iter_mut().for_each(|x| *x *= inv);
 }
 
+/// Rows shorter than eight (the decoder's image-to-token attention: one row per head of
+/// a few prompt tokens): the exponentials over the whole block at once, so that they
+/// vectorise across rows; one row at a time they would all be scalar.
+#[inline(always)]
+fn softmax_short_rows_portable(rows: &mut [f32], n: usize) {
+    for row in rows.chunks_exact_mut(n) {
+        let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        row.iter_mut().for_each(|x| *x -= max);
+    }
+    rows.iter_mut().for_each(|x| *x = exp_nonpositive(*x));
+    for row in rows.chunks_exact_mut(n) {
+        let inv = 1.0 / row.iter().sum::<f32>();
+        row.iter_mut().for_each(|x| *x *= inv);
+    }
+}
+
 #[inline(always)]
 fn softmax_rows_portable(rows: &mut [f32], n: usize) {
+    if n < 8 {
+        return softmax_short_rows_portable(rows, n);
+    }
     rows.chunks_exact_mut(n).for_each(softmax_row_portable);
 }
 

@@ -5,6 +5,7 @@ use super::decoder_ops::bias_norm_gelu;
 use super::fast_ops::{Act, bias_act};
 use super::prompt_encoder::Dense;
 use super::transformer::{ImageCache, TwoWayTransformer};
+use super::upscale::{UpscaleWeights, upscaled_masks_tensor, with_values};
 
 #[derive(Debug)]
 struct MlpMaskDecoder {
@@ -106,6 +107,8 @@ pub struct MaskDecoder {
     /// The upscaling's layer norm: its weight, then its bias.
     output_upscaling_ln: Tensor,
     output_upscaling_conv2: Upscale,
+    /// The same upscaling as plain values, for the fused pass.
+    upscale_weights: UpscaleWeights,
     num_mask_tokens: usize,
     output_hypernetworks_mlps: Vec<MlpMaskDecoder>,
     transformer: TwoWayTransformer,
@@ -165,6 +168,11 @@ impl MaskDecoder {
             transformer_dim / 8,
             vb.pp("output_upscaling.3"),
         )?;
+        let upscale_weights = upscale_weights(
+            &output_upscaling_conv1,
+            &output_upscaling_ln,
+            &output_upscaling_conv2,
+        )?;
         let mut output_hypernetworks_mlps = Vec::with_capacity(num_mask_tokens);
         let vb_o = vb.pp("output_hypernetworks_mlps");
         for i in 0..num_mask_tokens {
@@ -192,6 +200,7 @@ impl MaskDecoder {
             output_upscaling_conv1,
             output_upscaling_ln,
             output_upscaling_conv2,
+            upscale_weights,
             num_mask_tokens,
             output_hypernetworks_mlps,
             transformer,
@@ -245,8 +254,23 @@ impl MaskDecoder {
             hyper_in.push(self.output_hypernetworks_mlps[i].forward(&token)?);
         }
         let hyper_in = Tensor::cat(&hyper_in, 0)?;
-        let masks = masks_from(&self.upscale(&src)?, &hyper_in, (64, 64))?;
+        let masks = self.masks(&src, &hyper_in, (64, 64))?;
         Ok((masks, iou_pred.squeeze(0)?))
+    }
+
+    /// The masks `(m, 4h, 4w)` from the transformer's image tokens `(h * w, C)` and the
+    /// hypernetwork outputs `(m, C / 8)`: the fused tiled pass on CPU tensors, the plain
+    /// steps otherwise.
+    fn masks(&self, src: &Tensor, hyper_in: &Tensor, hw: (usize, usize)) -> Result<Tensor> {
+        let hyper = hyper_in.flatten_all()?.to_vec1::<f32>()?;
+        let dev = src.device();
+        let wts = &self.upscale_weights;
+        match with_values(src, |s| {
+            upscaled_masks_tensor(s, hw, wts, &hyper, 1e-6, dev)
+        }) {
+            Some(masks) => masks,
+            None => masks_from(&self.upscale(src)?, hyper_in, hw),
+        }
     }
 
     /// The upscaled mask embedding of the image tokens `(4096, C)`, in the blocks order of
@@ -260,6 +284,18 @@ impl MaskDecoder {
         let up = conv2.product(&up.reshape(((), conv1.cout))?)?;
         bias_act(up, &conv2.bias, 1, Act::Gelu)?.reshape(((), conv2.cout))
     }
+}
+
+/// The upscaling's weights as plain values.
+fn upscale_weights(conv1: &Upscale, ln: &Tensor, conv2: &Upscale) -> Result<UpscaleWeights> {
+    let values = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+    Ok(UpscaleWeights {
+        w1: values(&conv1.weight)?,
+        b1: values(&conv1.bias)?,
+        ln: values(ln)?,
+        w2: values(&conv2.weight)?,
+        b2: values(&conv2.bias)?,
+    })
 }
 
 /// The masks `(m, 4h, 4w)` from the upscaled embedding (rows in the order of two nested
@@ -336,5 +372,73 @@ mod tests {
             .unwrap();
         let diff = max_diff(&ours, &theirs);
         assert!(diff < 1e-4, "{diff}");
+    }
+
+    /// The plain steps: transposed convolution, layer norm over channels, exact GELU,
+    /// transposed convolution, exact GELU, then the product with `hyper` per pixel.
+    fn plain_masks(ts: &HashMap<String, Tensor>, x: &Tensor, hyper: &Tensor) -> Tensor {
+        let conv = |x: &Tensor, name: &str| {
+            let bias = ts[&format!("{name}.bias")].reshape((1, (), 1, 1)).unwrap();
+            let weight = &ts[&format!("{name}.weight")];
+            let y = x.conv_transpose2d(weight, 0, 0, 2, 1).unwrap();
+            y.broadcast_add(&bias).unwrap()
+        };
+        let up = conv(x, "a");
+        let (_, c1, h, w) = up.dims4().unwrap();
+        let pixels = up.reshape((c1, h * w)).unwrap().t().unwrap();
+        let normed = candle_nn::ops::layer_norm(
+            &pixels.contiguous().unwrap(),
+            &ts["ln.weight"],
+            &ts["ln.bias"],
+            1e-6,
+        )
+        .unwrap();
+        let up = normed.gelu_erf().unwrap().t().unwrap();
+        let up = up.contiguous().unwrap().reshape((1, c1, h, w)).unwrap();
+        let up = conv(&up, "b").gelu_erf().unwrap();
+        let (_, c2, h, w) = up.dims4().unwrap();
+        hyper
+            .matmul(&up.reshape((c2, h * w)).unwrap())
+            .unwrap()
+            .reshape(((), h, w))
+            .unwrap()
+    }
+
+    #[test]
+    fn the_fused_upscaling_matches_the_plain_steps() {
+        let dev = Device::Cpu;
+        // 64 channels: eight-lane products; 40: a remainder of five.
+        for (c, h, w, m) in [(64, 3, 5, 3), (40, 2, 7, 1)] {
+            let mut ts = HashMap::new();
+            for (name, (cin, cout)) in [("a", (c, c / 4)), ("b", (c / 4, c / 8))] {
+                let weight = Tensor::randn(0f32, 0.3, (cin, cout, 2, 2), &dev).unwrap();
+                ts.insert(format!("{name}.weight"), weight);
+                let bias = Tensor::randn(0f32, 1.0, cout, &dev).unwrap();
+                ts.insert(format!("{name}.bias"), bias);
+            }
+            let ln_weight = Tensor::randn(1f32, 0.2, c / 4, &dev).unwrap();
+            ts.insert("ln.weight".into(), ln_weight);
+            ts.insert(
+                "ln.bias".into(),
+                Tensor::randn(0f32, 0.5, c / 4, &dev).unwrap(),
+            );
+            let vb = VarBuilder::from_tensors(ts.clone(), DType::F32, &dev);
+            let a = Upscale::new(c, c / 4, vb.pp("a")).unwrap();
+            let b = Upscale::new(c / 4, c / 8, vb.pp("b")).unwrap();
+            let ln = Tensor::cat(&[&ts["ln.weight"], &ts["ln.bias"]], 0).unwrap();
+            let wts = upscale_weights(&a, &ln, &b).unwrap();
+            let x = Tensor::randn(0f32, 1.0, (1, c, h, w), &dev).unwrap();
+            let hyper = Tensor::randn(0f32, 1.0, (m, c / 8), &dev).unwrap();
+
+            let tokens = x.reshape((c, h * w)).unwrap().t().unwrap();
+            let tokens: Vec<f32> = tokens.flatten_all().unwrap().to_vec1().unwrap();
+            let hyper_values: Vec<f32> = hyper.flatten_all().unwrap().to_vec1().unwrap();
+            let ours =
+                upscaled_masks_tensor(&tokens, (h, w), &wts, &hyper_values, 1e-6, &dev).unwrap();
+            let theirs = plain_masks(&ts, &x, &hyper);
+            assert_eq!(ours.dims(), [m, 4 * h, 4 * w]);
+            let diff = max_diff(&ours, &theirs);
+            assert!(diff < 1e-4, "{c} channels: {diff}");
+        }
     }
 }

@@ -10,11 +10,13 @@
 mod decoder_ops;
 mod depthwise;
 mod fast_ops;
+mod image_attention;
 mod image_encoder;
 mod mask_decoder;
 mod prompt_encoder;
 mod tiny_vit;
 mod transformer;
+mod upscale;
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
