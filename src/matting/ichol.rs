@@ -179,11 +179,11 @@ mod tests {
         let diag: Vec<f64> = pre.inv_diag.iter().map(|d| 1.0 / d).collect();
         // w = Lᵀ z: w_k = L_kk z_k + Σ_{i > k} L_ik z_i.
         let mut w: Vec<f64> = (0..n).map(|k| diag[k] * z[k]).collect();
-        for i in 0..n {
+        for (i, &zi) in z.iter().enumerate() {
             for s in 0..DIAG {
                 let k = a.cols[i * SLOTS + s];
                 if k != NONE {
-                    w[k as usize] += pre.lower[i * DIAG + s] as f64 * z[i];
+                    w[k as usize] += pre.lower[i * DIAG + s] as f64 * zi;
                 }
             }
         }
