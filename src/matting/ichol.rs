@@ -45,8 +45,6 @@ pub struct Preconditioner {
     upper: Vec<f32>,
     /// 1 / L_ii.
     inv_diag: Vec<f64>,
-    /// The sweeps' working vector.
-    grid: Grid,
 }
 
 impl Preconditioner {
@@ -93,20 +91,19 @@ impl Preconditioner {
             }
         }
         Some(Preconditioner {
-            grid: Grid::new(a),
             lower,
             upper,
             inv_diag,
         })
     }
 
-    /// z = (L Lᵀ)⁻¹ r; returns r·z.
+    /// z = (L Lᵀ)⁻¹ r, swept in place on `grid` (the product's: both write every
+    /// unknown's value before reading it, and other pixels stay zero); returns r·z.
     ///
     /// Each sweep is a chain: a pixel needs its left (then right) neighbour's result. That
     /// neighbour's term is added last and taken from a register, so the chain's latency
     /// per pixel is a multiply, a subtract and a multiply; the other terms are independent.
-    pub fn solve(&mut self, r: &[f64], z: &mut [f64]) -> f64 {
-        let grid = &mut self.grid;
+    pub fn solve(&self, grid: &mut Grid, r: &[f64], z: &mut [f64]) -> f64 {
         let (mut prev, mut prev_at) = (0.0, usize::MAX);
         for (i, &ri) in r.iter().enumerate() {
             let at = grid.at[i] as usize;
@@ -204,10 +201,11 @@ mod tests {
     #[test]
     fn the_sweeps_invert_the_factor() {
         let a = crate::matting::laplacian::tests::edge_system();
-        let mut pre = Preconditioner::factor(&a, 0.1).expect("a shift of 0.1 factors");
+        let pre = Preconditioner::factor(&a, 0.1).expect("a shift of 0.1 factors");
         let r: Vec<f64> = (0..a.len()).map(|i| ((i * 31) % 13) as f64 - 6.0).collect();
+        let mut grid = Grid::new(&a);
         let mut z = vec![0.0; a.len()];
-        let rz = pre.solve(&r, &mut z);
+        let rz = pre.solve(&mut grid, &r, &mut z);
         let back = times_factor(&a, &pre, &z);
         for (i, (b, r)) in back.iter().zip(&r).enumerate() {
             assert!(
@@ -217,9 +215,11 @@ mod tests {
         }
         let want: f64 = r.iter().zip(&z).map(|(r, z)| r * z).sum();
         assert!((rz - want).abs() <= 1e-9 * want.abs());
-        // A second solve on the same grid gives the same answer (no state left behind).
+        // A second solve on the grid after another vector was scattered on it (as the
+        // product does between solves) gives the same answer: no state is left behind.
+        grid.scatter(&vec![1e6; a.len()]);
         let mut again = vec![0.0; a.len()];
-        pre.solve(&r, &mut again);
+        pre.solve(&mut grid, &r, &mut again);
         assert_eq!(z, again);
     }
 

@@ -25,7 +25,7 @@ pub fn solve(a: &System, x: &mut [f64], rel_tol: f64, max_iter: usize, shift: f6
     }
     let mut shift = shift.max(FIRST_SHIFT);
     let started = std::time::Instant::now();
-    let mut pre = loop {
+    let pre = loop {
         match Preconditioner::factor(a, shift) {
             Some(p) => break p,
             None => shift *= 10.0,
@@ -35,13 +35,14 @@ pub fn solve(a: &System, x: &mut [f64], rel_tol: f64, max_iter: usize, shift: f6
         "incomplete Cholesky with a diagonal shift of {shift} in {:?}",
         started.elapsed()
     );
+    let mut grid = Grid::new(a);
     let mut r = vec![0.0; n];
-    a.apply(x, &mut r);
+    grid.scatter(x);
+    stencil::apply(a, &grid, &mut r);
     r.par_iter_mut().zip(&a.rhs).for_each(|(r, b)| *r = b - *r);
     let b_norm = dot(&a.rhs, &a.rhs).sqrt().max(1e-30);
-    let mut grid = Grid::new(a);
     let mut z = vec![0.0; n];
-    let mut rz = pre.solve(&r, &mut z);
+    let mut rz = pre.solve(&mut grid, &r, &mut z);
     let mut p = z.clone();
     let mut ap = vec![0.0; n];
     let mut rr = dot(&r, &r);
@@ -66,7 +67,7 @@ pub fn solve(a: &System, x: &mut [f64], rel_tol: f64, max_iter: usize, shift: f6
                 *r * *r
             })
             .sum();
-        let rz_new = pre.solve(&r, &mut z);
+        let rz_new = pre.solve(&mut grid, &r, &mut z);
         let beta = rz_new / rz;
         rz = rz_new;
         for (p, z) in p.iter_mut().zip(&z) {
