@@ -269,9 +269,10 @@ pub mod tests {
     }
 
     #[test]
-    fn with_every_pixel_unknown_each_row_sums_to_zero() {
-        // The matting Laplacian maps constants to zero; the rows are built one by one, so
-        // this checks that every window's entries land in the right slots.
+    fn with_every_pixel_unknown_the_rows_sum_to_zero_and_mirror_each_other() {
+        // The matting Laplacian maps constants to zero (each window's weights, means and
+        // delta term) and is symmetric: A_ij, built in row i, equals A_ji, built in row j,
+        // only if every entry lands in the slot of its offset.
         let (w, h) = (12, 10);
         let img: Vec<RgbF> = (0..w * h)
             .map(|i| {
@@ -287,6 +288,22 @@ pub mod tests {
         assert!(largest > 1.0);
         for (i, v) in y.iter().enumerate() {
             assert!(v.abs() <= 1e-9 * largest, "row {i} sums to {v}");
+        }
+        for i in 0..a.len() {
+            for s in 0..SLOTS {
+                let j = a.cols[i * SLOTS + s];
+                if j == NONE {
+                    continue;
+                }
+                let (aij, aji) = (
+                    a.values[i * SLOTS + s],
+                    a.values[j as usize * SLOTS + SLOTS - 1 - s],
+                );
+                assert!(
+                    (aij - aji).abs() <= 1e-9 * largest,
+                    "A[{i}][{j}] {aij} vs {aji}"
+                );
+            }
         }
     }
 }
