@@ -23,7 +23,10 @@ const COARSE_MIN_UNKNOWNS: usize = 4096;
 /// foreground, anything else unknown; see [`laplacian::known_alpha`]): known pixels keep
 /// their value, unknown ones get the closed-form solution.
 pub fn solve_alpha(img: &[RgbF], trimap: &[u8], w: usize, h: usize) -> Vec<f32> {
-    solve_level(img, trimap, (w, h), LARGE_UNKNOWNS).0
+    // On a pool thread: the solve alternates parallel passes with sequential sweeps, and
+    // from outside the pool every pass wakes the workers and sleeps this thread, while
+    // during the sweeps the idle workers spin against it for the cores.
+    rayon::scope(|_| solve_level(img, trimap, (w, h), LARGE_UNKNOWNS).0)
 }
 
 /// [`solve_alpha`] with levels of more than `large` unknowns upsampled from half size, and
