@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::{RgbF, laplacian, pcg};
+use super::{RgbF, laplacian, pcg, work_level};
 
 /// Relative residual at which a solve stops. Stopping at 1e-3 cost 0.7 SAD on the matting
 /// benchmark's given trimaps; 1e-4 matches a full solve (pymatting's 1e-7 scores the same).
@@ -107,28 +107,10 @@ fn coarse_guess(
     Some((guess, shift))
 }
 
-/// The image averaged over 2×2 blocks, and the trimap of those blocks: known where all its
-/// pixels are known alike, unknown otherwise (so the coarse band covers the fine one).
+/// The image averaged over 2×2 blocks, and the trimap of those blocks (see
+/// [`work_level::blocks`]).
 fn halve(img: &[RgbF], trimap: &[u8], w: usize, h: usize) -> (Vec<RgbF>, Vec<u8>) {
-    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-    (0..cw * ch)
-        .into_par_iter()
-        .map(|c| {
-            let (cx, cy) = (c % cw, c / cw);
-            let mut sum = [0.0f32; 3];
-            let (ys, xs) = (2 * cy..(2 * cy + 2).min(h), 2 * cx..(2 * cx + 2).min(w));
-            let block = ys.flat_map(|y| xs.clone().map(move |x| y * w + x));
-            let mut n = 0.0;
-            for i in block.clone() {
-                for (s, v) in sum.iter_mut().zip(img[i]) {
-                    *s += v;
-                }
-                n += 1.0;
-            }
-            let t = super::trimap::block_value(block.map(|i| trimap[i]));
-            ([sum[0] / n, sum[1] / n, sum[2] / n], t)
-        })
-        .unzip()
+    work_level::blocks(|i| img[i], trimap, (w, h), 2)
 }
 
 #[cfg(test)]

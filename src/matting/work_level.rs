@@ -25,6 +25,37 @@ pub fn factor(w: usize, h: usize) -> usize {
     s
 }
 
+/// A w×h image's colours (`colour(i)` of pixel i) averaged over s×s blocks, and the
+/// trimap of those blocks ([`trimap::block_value`]: known where all its pixels are known
+/// alike, unknown otherwise, so the coarser band covers the finer). The last row and column
+/// of blocks may be smaller.
+pub fn blocks(
+    colour: impl Fn(usize) -> RgbF + Sync,
+    tri: &[u8],
+    (w, h): (usize, usize),
+    s: usize,
+) -> (Vec<RgbF>, Vec<u8>) {
+    let (bw, bh) = (w.div_ceil(s), h.div_ceil(s));
+    (0..bw * bh)
+        .into_par_iter()
+        .map(|c| {
+            let (cx, cy) = (c % bw, c / bw);
+            let (ys, xs) = (cy * s..((cy + 1) * s).min(h), cx * s..((cx + 1) * s).min(w));
+            let block = ys.flat_map(|y| xs.clone().map(move |x| y * w + x));
+            let mut sum = [0.0f32; 3];
+            let mut n = 0.0;
+            for i in block.clone() {
+                for (acc, v) in sum.iter_mut().zip(colour(i)) {
+                    *acc += v;
+                }
+                n += 1.0;
+            }
+            let t = trimap::block_value(block.map(|i| tri[i]));
+            (sum.map(|v| v / n), t)
+        })
+        .unzip()
+}
+
 /// The working level of a photo: its colours averaged over s×s blocks, and the trimap of
 /// those blocks (known where all its pixels are known alike, unknown otherwise, so the
 /// level's band covers the photo's).
@@ -39,28 +70,10 @@ pub struct Level {
 impl Level {
     /// The level of an RGBA photo (w×h) and its trimap, in blocks of s×s.
     pub fn new(rgba: &[u8], tri: &[u8], (w, h): (usize, usize), s: usize) -> Level {
-        let (lw, lh) = (w.div_ceil(s), h.div_ceil(s));
-        let (img, trimap) = (0..lw * lh)
-            .into_par_iter()
-            .map(|c| {
-                let (cx, cy) = (c % lw, c / lw);
-                let (ys, xs) = (cy * s..((cy + 1) * s).min(h), cx * s..((cx + 1) * s).min(w));
-                let block = ys.flat_map(|y| xs.clone().map(move |x| y * w + x));
-                let mut sum = [0u32; 3];
-                let mut n = 0;
-                for i in block.clone() {
-                    for (acc, &v) in sum.iter_mut().zip(&rgba[i * 4..i * 4 + 3]) {
-                        *acc += v as u32;
-                    }
-                    n += 1;
-                }
-                let t = trimap::block_value(block.map(|i| tri[i]));
-                (sum.map(|v| v as f32 / (255 * n) as f32), t)
-            })
-            .unzip();
+        let (img, trimap) = blocks(|i| super::rgb_at(rgba, i), tri, (w, h), s);
         Level {
-            w: lw,
-            h: lh,
+            w: w.div_ceil(s),
+            h: h.div_ceil(s),
             s,
             img,
             trimap,
