@@ -158,7 +158,7 @@ impl LoadedImage {
             path: None,
             format,
             reoriented: false,
-            pixels: img.into_rgba8(),
+            pixels: rgba8(img),
             deep,
             icc: None,
             file_bytes: Arc::from(bytes),
@@ -247,6 +247,27 @@ impl LoadedImage {
     }
 }
 
+/// The pixels as 8-bit RGBA. Eight-bit grey and RGB are widened by hand: the `image`
+/// crate's conversion goes through floats and rounding a sample at a time, which took
+/// longer than decoding the PNG. Other layouts take that conversion.
+fn rgba8(img: DynamicImage) -> RgbaImage {
+    let (w, h) = (img.width(), img.height());
+    let widen = |src: &[u8], n: usize, px: fn(&[u8]) -> [u8; 4]| {
+        let mut out = vec![0u8; src.len() / n * 4];
+        for (dst, src) in out.chunks_exact_mut(4).zip(src.chunks_exact(n)) {
+            dst.copy_from_slice(&px(src));
+        }
+        RgbaImage::from_raw(w, h, out).expect("four bytes a pixel")
+    };
+    match img {
+        DynamicImage::ImageRgba8(rgba) => rgba,
+        DynamicImage::ImageRgb8(rgb) => widen(rgb.as_raw(), 3, |p| [p[0], p[1], p[2], 255]),
+        DynamicImage::ImageLuma8(l) => widen(l.as_raw(), 1, |p| [p[0], p[0], p[0], 255]),
+        DynamicImage::ImageLumaA8(la) => widen(la.as_raw(), 2, |p| [p[0], p[0], p[0], p[1]]),
+        other => other.into_rgba8(),
+    }
+}
+
 /// Reads and decodes a file. Runs on a worker thread, never the UI thread.
 pub fn load_file(path: &Path, limits: &DecodeLimits) -> Result<LoadedImage, ImageLoadError> {
     let name = display_name(path);
@@ -273,4 +294,36 @@ pub fn display_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hand_widening_matches_the_image_crates_conversion() {
+        let (w, h) = (7, 5);
+        let v = |x: u32, y: u32, c: u32| ((x * 37 + y * 91 + c * 53) % 256) as u8;
+        let images = [
+            DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| {
+                image::Rgb([v(x, y, 0), v(x, y, 1), v(x, y, 2)])
+            })),
+            DynamicImage::ImageLuma8(image::GrayImage::from_fn(w, h, |x, y| {
+                image::Luma([v(x, y, 0)])
+            })),
+            DynamicImage::ImageLumaA8(image::GrayAlphaImage::from_fn(w, h, |x, y| {
+                image::LumaA([v(x, y, 0), v(x, y, 3)])
+            })),
+            DynamicImage::ImageRgba8(RgbaImage::from_fn(w, h, |x, y| {
+                Rgba([v(x, y, 0), v(x, y, 1), v(x, y, 2), v(x, y, 3)])
+            })),
+            DynamicImage::ImageRgb16(image::ImageBuffer::from_fn(w, h, |x, y| {
+                image::Rgb([v(x, y, 0) as u16 * 257 + 3, 9000, 65535])
+            })),
+        ];
+        for img in images {
+            let kind = img.color();
+            assert_eq!(rgba8(img.clone()), img.into_rgba8(), "{kind:?}");
+        }
+    }
 }

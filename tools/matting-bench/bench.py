@@ -18,10 +18,13 @@ unknown region (SAD = sum |alpha - gt| / 1000, MSE = mean squared error x 1000; 
 aicut's time is the wall time of the whole `aicut matte` process (decode, solve, PNG);
 pymatting's is the call alone, after a warm-up that compiles its numba kernels.
 CPU seconds (user + system, all threads) are printed beside the wall time: on a shared
-machine they are the steadier measure.
+machine they are the steadier measure. 'call s' compares like with like: for aicut the
+matting alone as `aicut matte` reports it (from the decoded image and trimap to the
+alpha, as pymatting's call), for pymatting the call's wall time.
 """
 import argparse
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -66,10 +69,11 @@ def errors(alpha, gt, region):
 def run_aicut(exe, image_path, second, out_dir, extra):
     alpha_path = os.path.join(out_dir, "alpha.png")
     start, cpu = time.perf_counter(), children_cpu()
-    subprocess.run([exe, "matte", image_path, second, "-o", alpha_path] + extra,
-                   check=True, stdout=subprocess.DEVNULL)
+    out = subprocess.run([exe, "matte", image_path, second, "-o", alpha_path] + extra,
+                         check=True, stdout=subprocess.PIPE, text=True).stdout
     seconds = time.perf_counter() - start
-    return load(alpha_path, grey=True) / 255.0, seconds, children_cpu() - cpu
+    call = float(re.search(r"alpha in ([0-9.]+) s", out).group(1))
+    return load(alpha_path, grey=True) / 255.0, seconds, children_cpu() - cpu, call
 
 
 def children_cpu():
@@ -83,7 +87,8 @@ def run_pymatting(method, image, trimap):
     fn = {"cf": pymatting.estimate_alpha_cf, "knn": pymatting.estimate_alpha_knn}[method]
     start, cpu = time.perf_counter(), time.process_time()
     alpha = fn(image.astype(np.float64) / 255.0, trimap.astype(np.float64) / 255.0)
-    return np.clip(alpha, 0, 1), time.perf_counter() - start, time.process_time() - cpu
+    seconds = time.perf_counter() - start
+    return np.clip(alpha, 0, 1), seconds, time.process_time() - cpu, seconds
 
 
 def warm_up(methods):
@@ -116,7 +121,7 @@ def main():
     scenarios = args.scenarios.split(",")
     warm_up([m for m in methods if m in PYMATTING])
     names = sorted(os.listdir(os.path.join(args.data, "image")))[: args.images]
-    results = {}  # (scenario, method) -> list of (sad, mse, seconds)
+    results = {}  # (scenario, method) -> list of (sad, mse, seconds, cpu, call seconds)
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             image_path = os.path.join(args.data, "image", name)
@@ -143,36 +148,38 @@ def main():
                 region = unknown1 | ((trimap > 25) & (trimap < 230))
                 runs = []
                 if scenario == "derived":
-                    runs.append(("hard", (gt >= 0.5).astype(np.float64), 0.0, 0.0))
+                    runs.append(("hard", (gt >= 0.5).astype(np.float64), 0.0, 0.0, 0.0))
                 for m in methods:
                     if m in ("aicut", "base"):
                         exe = args.aicut if m == "aicut" else args.baseline
                         if scenario == "derived":
                             extra = ["--from-selection", "--band", str(args.band)]
-                            a, s, c = run_aicut(exe, image_path, sel_path, tmp, extra)
+                            run = run_aicut(exe, image_path, sel_path, tmp, extra)
                         else:
-                            a, s, c = run_aicut(exe, image_path, tri_path, tmp, [])
+                            run = run_aicut(exe, image_path, tri_path, tmp, [])
                     elif m == "knn" and scenario not in args.knn_scenarios.split(","):
                         continue
                     else:
-                        a, s, c = run_pymatting(m, image, trimap)
-                    runs.append((m, a, s, c))
-                for m, a, s, c in runs:
+                        run = run_pymatting(m, image, trimap)
+                    runs.append((m, *run))
+                for m, a, s, c, call in runs:
                     sad, mse = errors(a, gt, region)
-                    results.setdefault((scenario, m), []).append((sad, mse, s, c))
+                    results.setdefault((scenario, m), []).append((sad, mse, s, c, call))
                     print(f"{name} {scenario:8} {m:6} SAD {sad:7.2f} MSE {mse:7.2f} "
-                          f"{s:6.2f} s {c:6.2f} cpu s", file=sys.stderr, flush=True)
+                          f"{s:6.2f} s {c:6.2f} cpu s {call:6.2f} call s",
+                          file=sys.stderr, flush=True)
 
     print(f"\n{len(names)} images; load average at the end: "
           f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print(f"{'scenario':9} {'method':7} {'mean SAD':>9} {'mean MSE':>9} {'median s':>9} "
-          f"{'median cpu s':>13}")
+          f"{'median cpu s':>13} {'median call s':>14}")
     for (scenario, m), rows in results.items():
         sad = statistics.mean(r[0] for r in rows)
         mse = statistics.mean(r[1] for r in rows)
         sec = statistics.median(r[2] for r in rows)
         cpu = statistics.median(r[3] for r in rows)
-        print(f"{scenario:9} {m:7} {sad:9.2f} {mse:9.2f} {sec:9.3f} {cpu:13.3f}")
+        call = statistics.median(r[4] for r in rows)
+        print(f"{scenario:9} {m:7} {sad:9.2f} {mse:9.2f} {sec:9.3f} {cpu:13.3f} {call:14.3f}")
 
 
 if __name__ == "__main__":
