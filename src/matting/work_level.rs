@@ -56,9 +56,7 @@ pub fn blocks(
         .unzip()
 }
 
-/// The working level of a photo: its colours averaged over s×s blocks, and the trimap of
-/// those blocks (known where all its pixels are known alike, unknown otherwise, so the
-/// level's band covers the photo's).
+/// The working level of a photo: its colours and trimap in s×s [`blocks`].
 pub struct Level {
     pub w: usize,
     pub h: usize,
