@@ -50,6 +50,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // SAFETY: first thing in main, before any thread starts.
+    unsafe { aicut::engine::sam::set_thread_count_for_candle() };
     let cli = Cli::parse();
     let default_level = if matches!(cli.command, Some(Command::Serve(_))) {
         "info"

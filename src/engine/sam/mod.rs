@@ -177,6 +177,25 @@ impl SamModel {
     }
 }
 
+/// Gives candle its thread count in `RAYON_NUM_THREADS` (rayon's own default, so the pool
+/// is unchanged) where the user has not set it.
+///
+/// Without it candle works the count out again on every matrix product through
+/// `num_cpus::get_physical`, which opens and parses `/proc/cpuinfo`: about 90 reads per
+/// mask decoder run, some 5-10% of a click's time (`strace`, `perf`).
+///
+/// # Safety
+/// Changes the process environment: call it before any other thread starts (first thing
+/// in `main`).
+pub unsafe fn set_thread_count_for_candle() {
+    const VAR: &str = "RAYON_NUM_THREADS";
+    if std::env::var_os(VAR).is_none() {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // SAFETY: the caller guarantees that no other thread runs yet.
+        unsafe { std::env::set_var(VAR, threads.to_string()) };
+    }
+}
+
 /// Keeps memory the allocator gets back for reuse instead of returning it to the system.
 ///
 /// The encoder allocates and frees tensors of tens of megabytes a layer. glibc serves those
