@@ -80,9 +80,60 @@ pub(super) fn matmul_into(
     rhs_transposed: bool,
 ) {
     assert!(dst.len() == m * n && lhs.len() == m * k && rhs.len() == k * n);
-    let (rhs_cs, rhs_rs) = if rhs_transposed { (k, 1) } else { (1, n) };
-    // SAFETY: the three slices hold exactly the (m, n), (m, k) and (k, n) matrices that
-    // the strides describe, checked just above; `dst` is not read (`read_dst` false).
+    let rhs = if rhs_transposed {
+        Strided::new(rhs, (k, n), (1, k))
+    } else {
+        Strided::new(rhs, (k, n), (n, 1))
+    };
+    matmul_strided(dst, n, Strided::new(lhs, (m, k), (k, 1)), rhs);
+}
+
+/// A matrix read from a slice with any row and column strides (a head's columns of a
+/// wider matrix, or a transpose), checked to lie inside the slice.
+#[derive(Clone, Copy)]
+pub(super) struct Strided<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Strided<'a> {
+    /// # Panics
+    /// Where the last element lies outside `data`.
+    pub(super) fn new(
+        data: &'a [f32],
+        (rows, cols): (usize, usize),
+        (row_stride, col_stride): (usize, usize),
+    ) -> Self {
+        let last = (rows.max(1) - 1) * row_stride + (cols.max(1) - 1) * col_stride;
+        assert!(
+            rows == 0 || cols == 0 || last < data.len(),
+            "matrix outside its slice"
+        );
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        }
+    }
+}
+
+/// `dst = lhs · rhs` on the calling thread, `dst` row-major with rows `dst_stride` apart
+/// (its other columns untouched).
+pub(super) fn matmul_strided(dst: &mut [f32], dst_stride: usize, lhs: Strided, rhs: Strided) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(rhs.rows, k, "inner dimensions differ");
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(n <= dst_stride && (m - 1) * dst_stride + n <= dst.len());
+    // SAFETY: the two operands lie inside their slices (checked by `Strided::new`) and
+    // the (m, n) destination with rows `dst_stride` apart inside `dst` (checked just
+    // above); `dst` is not read (`read_dst` false).
     unsafe {
         gemm::gemm(
             m,
@@ -90,14 +141,14 @@ pub(super) fn matmul_into(
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            dst_stride as isize,
             false,
-            lhs.as_ptr(),
-            1,
-            k as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
             0.0,
             1.0,
             false,

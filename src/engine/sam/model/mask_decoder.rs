@@ -240,9 +240,14 @@ impl MaskDecoder {
             0,
         )?;
         let src = dense.add_to(&image.tokens)?;
-        let (hs, src) = self
-            .transformer
-            .forward(&src, &image.cache, dense, image_pe, &tokens)?;
+        let (hs, src) = self.transformer.forward(
+            &src,
+            &image.cache,
+            dense,
+            image_pe,
+            &tokens,
+            1 + self.num_mask_tokens,
+        )?;
         let iou_pred = self
             .iou_prediction_head
             .forward(&hs.i(0..1)?)?

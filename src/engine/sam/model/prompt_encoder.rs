@@ -282,6 +282,10 @@ impl Dense {
 }
 
 impl DenseTerm for Dense {
+    fn is_constant(&self) -> bool {
+        matches!(self, Dense::Constant(_))
+    }
+
     fn project(&self, w: &Tensor) -> Result<Tensor> {
         match self {
             Dense::Constant(row) => row.matmul(&w.t()?),

@@ -13,8 +13,10 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{LayerNorm, Linear, Module, VarBuilder, layer_norm};
 
-use super::decoder_ops::{plus, softmax_last_dim, sum};
-use super::fast_ops::{Act, bias_act};
+use rayon::prelude::*;
+
+use super::decoder_ops::{Strided, matmul_strided, plus, softmax_last_dim, sum};
+use super::fast_ops::{Act, bias_act, softmax_rows};
 use super::image_attention::{self, Folded};
 use super::upscale::with_values;
 
@@ -63,14 +65,50 @@ fn diag_blocks(y: &Tensor, heads: usize) -> Result<Tensor> {
     Tensor::from_vec(out, (n, c), y.device())
 }
 
+/// Each head's attention of queries `q` `(n, c)` (already scaled) over keys `k` and
+/// values `v` `(rows, c)`, the heads' outputs side by side: `(n, c)`. Each head's products
+/// read its own `c / heads` columns in place; the block-diagonal products that do all
+/// heads at once would do `heads` times the work.
+fn per_head_attention(q: &[f32], k: &[f32], v: &[f32], (heads, c): (usize, usize)) -> Vec<f32> {
+    let (n, rows, d) = (q.len() / c, k.len() / c, c / heads);
+    let outputs: Vec<Vec<f32>> = (0..heads)
+        .into_par_iter()
+        .map(|h| {
+            let mut scores = vec![0f32; n * rows];
+            let q_h = Strided::new(&q[h * d..], (n, d), (c, 1));
+            let k_h_t = Strided::new(&k[h * d..], (d, rows), (1, c));
+            matmul_strided(&mut scores, rows, q_h, k_h_t);
+            softmax_rows(&mut scores, rows);
+            let mut out = vec![0f32; n * d];
+            let p = Strided::new(&scores, (n, rows), (rows, 1));
+            matmul_strided(&mut out, d, p, Strided::new(&v[h * d..], (rows, d), (c, 1)));
+            out
+        })
+        .collect();
+    let mut out = vec![0f32; n * c];
+    for (h, head) in outputs.iter().enumerate() {
+        for (j, row) in head.chunks_exact(d).enumerate() {
+            out[j * c + h * d..][..d].copy_from_slice(row);
+        }
+    }
+    out
+}
+
 /// The image side of a cross attention: the image tokens themselves, or their projections
 /// already made (the first layer's, from the per-image cache).
 #[derive(Clone, Copy)]
 enum Image<'a> {
     /// `k_in` = tokens + positional encoding, `v_in` = tokens; each `(4096, C)`.
     Raw { k_in: &'a Tensor, v_in: &'a Tensor },
-    /// Projected keys and values (or queries), each `(4096, C / 2)`.
-    Projected { k: &'a Tensor, v: &'a Tensor },
+    /// Projected keys and values (or queries), each `(4096, C / 2)`, with a row `(1, C / 2)`
+    /// to add to every row of each, where there is one: the first layer's constant dense
+    /// prompt, folded in where it matters instead of added to 4096 rows per click.
+    Projected {
+        k: &'a Tensor,
+        v: &'a Tensor,
+        k_row: Option<&'a Tensor>,
+        v_row: Option<&'a Tensor>,
+    },
 }
 
 #[derive(Debug)]
@@ -134,14 +172,16 @@ impl Attention {
         let heads = self.num_heads;
         let q = lin(q_in, &self.q_proj)?;
         let n = q.dim(0)?;
-        let qbd = (block_diag(&q, heads)? * self.scale())?;
         match image {
-            Image::Projected { k, v } => self.tokens_to_image_projected(&qbd, k, v),
+            // A row added to every key adds a constant to each row of scores, which the
+            // softmax ignores: `k_row` drops out.
+            Image::Projected { k, v, v_row, .. } => self.tokens_to_image_projected(&q, k, v, v_row),
             Image::Raw { k_in, v_in } if heads * n > self.internal_dim() => {
                 let (k, v) = (lin(k_in, &self.k_proj)?, lin(v_in, &self.v_proj)?);
-                self.tokens_to_image_projected(&qbd, &k, &v)
+                self.tokens_to_image_projected(&q, &k, &v, None)
             }
             Image::Raw { k_in, v_in } => {
+                let qbd = (block_diag(&q, heads)? * self.scale())?;
                 // q (W_k x + b_k) = (q W_k) x + a constant per row, which softmax ignores.
                 let scores = qbd.matmul(self.k_proj.weight())?.matmul(&k_in.t()?)?;
                 let p = softmax_last_dim(scores)?;
@@ -153,9 +193,30 @@ impl Attention {
         }
     }
 
-    fn tokens_to_image_projected(&self, qbd: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
-        let p = softmax_last_dim(qbd.matmul(&k.t()?)?)?;
-        let out = diag_blocks(&p.matmul(v)?, self.num_heads)?;
+    /// Queries `q` `(n, C / 2)` over projected keys and values `(4096, C / 2)`, `v_row`
+    /// added to every value row (each head's probabilities sum to one, so it is added to
+    /// the mixed values once).
+    fn tokens_to_image_projected(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        v_row: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let q = (q * self.scale())?;
+        let c = q.dim(1)?;
+        let out = with_values(&q, |q| {
+            with_values(k, |k| {
+                with_values(v, |v| per_head_attention(q, k, v, (self.num_heads, c)))
+            })
+        });
+        let out = out.flatten().flatten().ok_or_else(|| {
+            candle_core::Error::Msg("the decoder's attention needs contiguous f32 tensors".into())
+        })?;
+        let mut out = Tensor::from_vec(out, q.shape(), q.device())?;
+        if let Some(row) = v_row {
+            out = out.broadcast_add(row)?;
+        }
         lin(&out, &self.out_proj)
     }
 
@@ -170,7 +231,13 @@ impl Attention {
         let kbd = (block_diag(&k, heads)? * self.scale())?;
         let folded = heads * n <= self.internal_dim();
         let scores = match image {
-            Image::Projected { k: q, .. } => q.matmul(&kbd.t()?)?,
+            Image::Projected { k: q, k_row, .. } => {
+                let scores = q.matmul(&kbd.t()?)?;
+                match k_row {
+                    Some(row) => scores.broadcast_add(&row.matmul(&kbd.t()?)?)?,
+                    None => scores,
+                }
+            }
             Image::Raw { k_in: q_in, .. } if !folded => {
                 lin(q_in, &self.q_proj)?.matmul(&kbd.t()?)?
             }
@@ -224,7 +291,13 @@ impl Attention {
         let n = k_in.dim(0)?;
         let kbd = (block_diag(&lin(k_in, &self.k_proj)?, heads)? * self.scale())?;
         let (x, g, r) = match image {
-            Image::Projected { k: q, .. } => (q, kbd.clone(), kbd.zeros_like()?.sum(1)?),
+            Image::Projected { k: q, k_row, .. } => {
+                let r = match k_row {
+                    Some(row) => row.matmul(&kbd.t()?)?.flatten_all()?,
+                    None => kbd.zeros_like()?.sum(1)?,
+                };
+                (q, kbd.clone(), r)
+            }
             Image::Raw { k_in: q_in, .. } => {
                 let r = kbd.matmul(&bias(&self.q_proj)?.unsqueeze(1)?)?;
                 (q_in, kbd.matmul(self.q_proj.weight())?, r.flatten_all()?)
@@ -274,6 +347,21 @@ pub struct ImageCache {
 /// layer without its bias: `(1 or 4096, C / 2)` to add to a cached projection.
 pub trait DenseTerm {
     fn project(&self, weight: &Tensor) -> Result<Tensor>;
+    /// Whether the embedding is one row for every image token (no mask prompt): then
+    /// [`DenseTerm::project`] gives that row, `(1, C / 2)`.
+    fn is_constant(&self) -> bool;
+}
+
+/// The first layer's image projections for one prompt: the cached ones with the dense
+/// prompt added, or, where it is constant, the cached ones as they are and the rows still
+/// to add (to the values of the token-to-image attention, to the queries of the
+/// image-to-token attention; the keys' row drops out of the softmax).
+struct FirstLayer {
+    k: Tensor,
+    v: Tensor,
+    q: Tensor,
+    v_row: Option<Tensor>,
+    q_row: Option<Tensor>,
 }
 
 #[derive(Debug)]
@@ -339,11 +427,20 @@ impl TwoWayAttentionBlock {
         let t2i = &self.cross_attn_token_to_image;
         let i2t = &self.cross_attn_image_to_token;
         let projected = match cached {
-            Some((c, dense)) => Some((
-                plus(&c.k, dense.project(t2i.k_proj.weight())?)?,
-                plus(&c.v, dense.project(t2i.v_proj.weight())?)?,
-                plus(&c.q, dense.project(i2t.q_proj.weight())?)?,
-            )),
+            Some((c, dense)) if dense.is_constant() => Some(FirstLayer {
+                k: c.k.clone(),
+                v: c.v.clone(),
+                q: c.q.clone(),
+                v_row: Some(dense.project(t2i.v_proj.weight())?),
+                q_row: Some(dense.project(i2t.q_proj.weight())?),
+            }),
+            Some((c, dense)) => Some(FirstLayer {
+                k: plus(&c.k, dense.project(t2i.k_proj.weight())?)?,
+                v: plus(&c.v, dense.project(t2i.v_proj.weight())?)?,
+                q: plus(&c.q, dense.project(i2t.q_proj.weight())?)?,
+                v_row: None,
+                q_row: None,
+            }),
             None => None,
         };
         let keys_pe = match projected {
@@ -351,9 +448,20 @@ impl TwoWayAttentionBlock {
             None => Some(sum(keys, key_pe)?),
         };
         let (image, image_queries) = match (&projected, &keys_pe) {
-            (Some((pk, pv, pq)), _) => (
-                Image::Projected { k: pk, v: pv },
-                Image::Projected { k: pq, v: pq },
+            (Some(p), _) => (
+                // The keys' row is left out: softmax ignores it (see `tokens_to_image`).
+                Image::Projected {
+                    k: &p.k,
+                    v: &p.v,
+                    k_row: None,
+                    v_row: p.v_row.as_ref(),
+                },
+                Image::Projected {
+                    k: &p.q,
+                    v: &p.q,
+                    k_row: p.q_row.as_ref(),
+                    v_row: None,
+                },
             ),
             (None, Some(k_in)) => {
                 let raw = Image::Raw { k_in, v_in: keys };
@@ -429,7 +537,12 @@ impl TwoWayTransformer {
 
     /// `src`: the image tokens plus the dense prompt embedding `(4096, C)`, whose
     /// projections without `dense` are `cache`; `image_pe` `(4096, C)`; `point_embedding`
-    /// `(n, C)`. Returns the tokens `(n, C)` and the image tokens `(4096, C)`.
+    /// `(n, C)`. Returns the first `read` tokens `(read, C)` and the image tokens
+    /// `(4096, C)`.
+    ///
+    /// Only the first `read` tokens' outputs are computed by the final attention (the
+    /// reference computes all `n` and the decoder reads the IoU and mask tokens, which come
+    /// first): the click tokens' rows cost as much as the others and are thrown away.
     pub fn forward(
         &self,
         src: &Tensor,
@@ -437,6 +550,7 @@ impl TwoWayTransformer {
         dense: &dyn DenseTerm,
         image_pe: &Tensor,
         point_embedding: &Tensor,
+        read: usize,
     ) -> Result<(Tensor, Tensor)> {
         let mut queries = point_embedding.clone();
         let mut keys = src.clone();
@@ -444,7 +558,8 @@ impl TwoWayTransformer {
             let cached = (i == 0).then_some((cache, dense));
             (queries, keys) = layer.forward(&queries, &keys, point_embedding, image_pe, cached)?
         }
-        let q = (&queries + point_embedding)?;
+        let queries = queries.narrow(0, 0, read)?;
+        let q = (&queries + point_embedding.narrow(0, 0, read)?)?;
         let k = sum(&keys, image_pe)?;
         let image = Image::Raw {
             k_in: &k,
@@ -542,18 +657,81 @@ mod tests {
                 lin(&image_pe, &a.k_proj).unwrap(),
                 lin(&image, &a.v_proj).unwrap(),
             );
-            let ours = a
-                .tokens_to_image(&tokens_pe, Image::Projected { k: &k, v: &v })
-                .unwrap();
+            let ours = a.tokens_to_image(&tokens_pe, projected(&k, &v)).unwrap();
             assert!(max_diff(&ours, &theirs) < 1e-4, "t2i projected, {n} tokens");
 
             let theirs = naive(&a, &image_pe, &tokens_pe, &tokens);
             let ours = a.image_to_tokens(raw, &tokens_pe, &tokens).unwrap();
             assert!(max_diff(&ours, &theirs) < 1e-4, "i2t, {n} tokens");
             let q = lin(&image_pe, &a.q_proj).unwrap();
-            let projected = Image::Projected { k: &q, v: &q };
-            let ours = a.image_to_tokens(projected, &tokens_pe, &tokens).unwrap();
+            let ours = a
+                .image_to_tokens(projected(&q, &q), &tokens_pe, &tokens)
+                .unwrap();
             assert!(max_diff(&ours, &theirs) < 1e-4, "i2t projected, {n} tokens");
+        }
+    }
+
+    fn projected<'a>(k: &'a Tensor, v: &'a Tensor) -> Image<'a> {
+        Image::Projected {
+            k,
+            v,
+            k_row: None,
+            v_row: None,
+        }
+    }
+
+    /// The first layer with a constant dense prompt: the cached projections as they are,
+    /// the dense row's projections folded in afterwards.
+    #[test]
+    fn a_constant_row_folded_in_equals_the_row_added_to_every_image_token() {
+        let a = random_attention(64, 2);
+        let image = randn((300, 64));
+        let pe = randn((300, 64));
+        let dense = randn((1, 64));
+        let with_dense = image.broadcast_add(&dense).unwrap();
+        let with_dense_pe = (&with_dense + &pe).unwrap();
+        let image_pe = (&image + &pe).unwrap();
+        let row = |l: &Linear| dense.matmul(&l.weight().t().unwrap()).unwrap();
+        let (v_row, q_row) = (row(&a.v_proj), row(&a.q_proj));
+        let k = lin(&image_pe, &a.k_proj).unwrap();
+        let v = lin(&image, &a.v_proj).unwrap();
+        let q = lin(&image_pe, &a.q_proj).unwrap();
+        let keys = randn((300, 64));
+        let norm = LayerNorm::new(
+            randn((1, 64)).squeeze(0).unwrap(),
+            randn((1, 64)).squeeze(0).unwrap(),
+            1e-5,
+        );
+        for n in [3, 20] {
+            let tokens = randn((n, 64));
+            let tokens_pe = (&tokens + randn((n, 64))).unwrap();
+            let theirs = naive(&a, &tokens_pe, &with_dense_pe, &with_dense);
+            let folded = Image::Projected {
+                k: &k,
+                v: &v,
+                k_row: None,
+                v_row: Some(&v_row),
+            };
+            let ours = a.tokens_to_image(&tokens_pe, folded).unwrap();
+            let diff = max_diff(&ours, &theirs);
+            assert!(diff < 1e-4, "t2i, {n} tokens: {diff}");
+
+            let attn = naive(&a, &with_dense_pe, &tokens_pe, &tokens);
+            let queries = Image::Projected {
+                k: &q,
+                v: &q,
+                k_row: Some(&q_row),
+                v_row: None,
+            };
+            let ours = a.image_to_tokens(queries, &tokens_pe, &tokens).unwrap();
+            let diff = max_diff(&ours, &attn);
+            assert!(diff < 1e-4, "i2t, {n} tokens: {diff}");
+            let theirs = norm.forward(&(&keys + attn).unwrap()).unwrap();
+            let ours = a
+                .image_to_tokens_normed(queries, (&tokens_pe, &tokens), &keys, &norm)
+                .unwrap();
+            let diff = max_diff(&ours, &theirs);
+            assert!(diff < 1e-4, "i2t with norm, {n} tokens: {diff}");
         }
     }
 
@@ -587,10 +765,7 @@ mod tests {
             let tokens_pe = (&tokens + randn((n, 64))).unwrap();
             let attn = naive(&a, &image_pe, &tokens_pe, &tokens);
             let theirs = norm.forward(&(&keys + attn).unwrap()).unwrap();
-            for (name, image) in [
-                ("raw", raw),
-                ("projected", Image::Projected { k: &q, v: &q }),
-            ] {
+            for (name, image) in [("raw", raw), ("projected", projected(&q, &q))] {
                 let ours = a
                     .image_to_tokens_normed(image, (&tokens_pe, &tokens), &keys, &norm)
                     .unwrap();
