@@ -43,7 +43,12 @@ fn exp_nonpositive_with<const FMA: bool>(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     let x = x.max(-87.0);
-    let n = (x * LOG2_E + ROUND) - ROUND;
+    let rounded = x * LOG2_E + ROUND;
+    let n = rounded - ROUND;
+    // The integer is in the low bits of `rounded` (its exponent is fixed): read from there.
+    // `n as i32` is a saturating conversion in Rust, which compiles to scalar compares and
+    // moves per lane and kept these loops from vectorising (`perf annotate`).
+    let n_bits = rounded.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4_f32;
     p = madd::<FMA>(p, r, 1.398_199_9e-3);
@@ -52,7 +57,7 @@ fn exp_nonpositive_with<const FMA: bool>(x: f32) -> f32 {
     p = madd::<FMA>(p, r, 1.666_666_5e-1);
     p = madd::<FMA>(p, r, 0.5);
     let er = madd::<FMA>(p * r, r, r + 1.0);
-    er * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    er * f32::from_bits(((n_bits + 127) << 23) as u32)
 }
 
 /// Exact (erf) GELU of one value, as PyTorch's vectorised CPU code computes it.
