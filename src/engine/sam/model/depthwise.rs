@@ -83,6 +83,10 @@ impl CustomOp2 for Depthwise {
 }
 
 /// One channel: accumulates each kernel tap over a whole output row at a time.
+///
+/// With a stride above one, each input row is first split into its `s` phases (columns
+/// `j * s + phase`), so every tap reads one phase contiguously and the loop vectorises;
+/// read with a stride, it ran one element at a time (12% of MobileSAM's encoder, `perf`).
 fn convolve_plane(
     src: &[f32],
     (h, w): (usize, usize),
@@ -92,6 +96,8 @@ fn convolve_plane(
     dst: &mut [f32],
     (ho, wo): (usize, usize),
 ) {
+    let phase_len = w.div_ceil(s);
+    let mut phases = vec![0f32; if s > 1 { s * phase_len } else { 0 }];
     for oy in 0..ho {
         let row = &mut dst[oy * wo..][..wo];
         for ky in 0..k {
@@ -100,16 +106,37 @@ fn convolve_plane(
                 continue;
             }
             let line = &src[iy as usize * w..][..w];
+            if s > 1 {
+                for (x, v) in line.iter().enumerate() {
+                    phases[(x % s) * phase_len + x / s] = *v;
+                }
+            }
             for kx in 0..k {
                 let tap = kernel[ky * k + kx];
                 // Output columns whose input column lies inside the row.
                 let first = (p.saturating_sub(kx)).div_ceil(s);
                 let last = ((w + p).saturating_sub(kx).div_ceil(s)).min(wo);
-                for (ox, o) in row.iter_mut().enumerate().take(last).skip(first) {
-                    *o += tap * line[ox * s + kx - p];
+                if first >= last {
+                    continue;
                 }
+                // Input column of output column `first`, and where the run lies.
+                let x0 = first * s + kx - p;
+                let inputs = if s > 1 {
+                    &phases[(x0 % s) * phase_len + x0 / s..]
+                } else {
+                    &line[x0..]
+                };
+                axpy(&mut row[first..last], tap, inputs);
             }
         }
+    }
+}
+
+/// `out += a * xs`, element by element, over `out`'s length.
+#[inline(always)]
+fn axpy(out: &mut [f32], a: f32, xs: &[f32]) {
+    for (o, x) in out.iter_mut().zip(xs) {
+        *o += a * x;
     }
 }
 
@@ -126,7 +153,12 @@ mod tests {
             (2, 1, 9, Act::Gelu),
             (2, 1, 8, Act::Identity),
         ];
-        for (stride, padding, size, act) in cases.into_iter().chain([(1, 0, 5, Act::Gelu)]) {
+        let more = [
+            (1, 0, 5, Act::Gelu),
+            (2, 0, 9, Act::Identity),
+            (3, 1, 10, Act::Identity),
+        ];
+        for (stride, padding, size, act) in cases.into_iter().chain(more) {
             let c = 3;
             let input = Tensor::randn(0f32, 1.0, (2, c, size, size + 1), &dev).unwrap();
             let weight = Tensor::randn(0f32, 1.0, (c, 1, 3, 3), &dev).unwrap();
