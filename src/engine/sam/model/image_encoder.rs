@@ -29,7 +29,7 @@ impl PatchEmbed {
 
 impl Module for PatchEmbed {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.apply(&self.proj)?.permute((0, 2, 3, 1))
+        super::conv::apply(xs, &self.proj)?.permute((0, 2, 3, 1))
     }
 }
 
@@ -409,10 +409,10 @@ impl ImageEncoderViT {
             xs = block.forward(&xs)?;
             progress((i as f32 + 1.0) / steps)?;
         }
-        xs.permute((0, 3, 1, 2))?
+        let xs = xs
+            .permute((0, 3, 1, 2))?
             .apply(&self.neck_conv1)?
-            .apply(&self.neck_ln1)?
-            .apply(&self.neck_conv2)?
-            .apply(&self.neck_ln2)
+            .apply(&self.neck_ln1)?;
+        super::conv::apply(&xs, &self.neck_conv2)?.apply(&self.neck_ln2)
     }
 }

@@ -7,6 +7,7 @@
 //! (erf) GELU everywhere the reference uses `nn.GELU`, mask prompts, and no panic on a
 //! checkpoint with an unexpected relative-position table.
 
+mod conv;
 mod decoder_ops;
 mod depthwise;
 mod fast_ops;

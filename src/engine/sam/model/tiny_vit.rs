@@ -79,6 +79,11 @@ impl Conv2dBN {
                     .matmul(&xs.contiguous()?.reshape((b, c, h * w))?)?;
                 bias_act(ys, &self.bias, h * w, act)?.reshape((b, out, h, w))
             }
+            ConvKind::General if cpu && self.cfg.groups == 1 && self.cfg.dilation == 1 => {
+                let ys = super::conv::conv2d(xs, &self.weight, stride, padding)?;
+                let (_, _, h, w) = ys.dims4()?;
+                bias_act(ys, &self.bias, h * w, act)
+            }
             _ => {
                 let ys = xs.conv2d(&self.weight, padding, stride, 1, self.cfg.groups)?;
                 let (_, _, h, w) = ys.dims4()?;
@@ -596,12 +601,12 @@ impl TinyViT {
             progress((i as f32 + 2.0) / stages)?;
         }
         let (b, _, c) = xs.dims3()?;
-        xs.reshape((b, 64, 64, c))?
+        let xs = xs
+            .reshape((b, 64, 64, c))?
             .permute((0, 3, 1, 2))?
             .apply(&self.neck_conv1)?
-            .apply(&self.neck_ln1)?
-            .apply(&self.neck_conv2)?
-            .apply(&self.neck_ln2)
+            .apply(&self.neck_ln1)?;
+        super::conv::apply(&xs, &self.neck_conv2)?.apply(&self.neck_ln2)
     }
 }
 
