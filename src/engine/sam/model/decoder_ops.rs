@@ -5,10 +5,10 @@
 //! gemm). These passes run on rayon, in place on fresh tensors, one pass where candle makes
 //! two or three (bias, layer norm, GELU).
 
-use candle_core::{CpuStorage, DType, InplaceOp1, InplaceOp3, Layout, Result, Tensor};
+use candle_core::{CpuStorage, DType, InplaceOp1, Layout, Result, Tensor};
 use rayon::prelude::*;
 
-use super::fast_ops::{self, Act, CHUNK, contiguous, contiguous_mut, gelu_slice, softmax_rows};
+use super::fast_ops::{self, Act, CHUNK, contiguous_mut, gelu_slice, softmax_rows};
 
 fn fast_path(t: &Tensor) -> bool {
     t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous()
@@ -59,14 +59,6 @@ pub fn plus(shared: &Tensor, term: Tensor) -> Result<Tensor> {
 /// `a + b` for two tensors of one shape that are both kept: one copy, one in-place pass.
 pub fn sum(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     fast_ops::add_act(a.copy()?, b, Act::Identity)
-}
-
-/// `gelu(layer_norm(x + bias))` with each row of `x` holding whole pixels of `c` channels
-/// (the decoder's first upscaling: four output pixels per row); the norm is over each
-/// pixel's channels, `params` holds the norm's weight then its bias (`2c`).
-struct BiasNormGelu {
-    c: usize,
-    eps: f32,
 }
 
 /// `dst (m, n) = lhs (m, k) · rhs`, all row-major, on the calling thread (the fused passes
@@ -193,53 +185,6 @@ pub(super) fn bias_norm_gelu_slice(rows: &mut [f32], bias: &[f32], params: &[f32
     bias_norm_gelu_rows(rows, bias, params, eps)
 }
 
-impl InplaceOp3 for BiasNormGelu {
-    fn name(&self) -> &'static str {
-        "bias-norm-gelu"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &mut CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<()> {
-        let (bias, params) = (contiguous(s2, l2)?, contiguous(s3, l3)?);
-        let data = contiguous_mut(s1, l1)?;
-        let (c, n) = (self.c, bias.len());
-        if c == 0 || params.len() != 2 * c || n % c != 0 || n == 0 || data.len() % n != 0 {
-            candle_core::bail!("bias-norm-gelu of {:?} with bias {n}", l1.shape());
-        }
-        let eps = self.eps;
-        let rows = (CHUNK / n).max(1);
-        data.par_chunks_mut(rows * n)
-            .for_each(|chunk| bias_norm_gelu_slice(chunk, bias, params, eps));
-        Ok(())
-    }
-}
-
-/// `gelu(layer_norm(x + bias))`, the norm over each group of `c` channels with
-/// `params = [weight, bias]`; `fresh` `(rows, k * c)` is updated in place and returned.
-pub fn bias_norm_gelu(fresh: Tensor, bias: &Tensor, params: &Tensor, eps: f32) -> Result<Tensor> {
-    let c = params.elem_count() / 2;
-    if fast_path(&fresh) {
-        let op = BiasNormGelu { c, eps };
-        fresh.inplace_op3(&bias.contiguous()?, &params.contiguous()?, &op)?;
-        return Ok(fresh);
-    }
-    let shape = fresh.dims().to_vec();
-    let x = fresh
-        .broadcast_add(&bias.flatten_all()?)?
-        .reshape(((), c))?;
-    let (w, b) = (params.narrow(0, 0, c)?, params.narrow(0, c, c)?);
-    candle_nn::ops::layer_norm(&x, &w, &b, eps)?
-        .gelu_erf()?
-        .reshape(shape)
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::max_diff;
@@ -296,15 +241,18 @@ mod tests {
         let x = (randn((rows, k * c)) * 3.0).unwrap();
         let bias = randn((1, k * c));
         let (w, b) = (randn((1, c)).flatten_all().unwrap(), randn((1, c)));
-        let params = Tensor::cat(&[&w, &b.flatten_all().unwrap()], 0).unwrap();
+        let b = b.flatten_all().unwrap();
+        let params: Vec<f32> = Tensor::cat(&[&w, &b], 0).unwrap().to_vec1().unwrap();
         let eps = 1e-6;
-        let ours = bias_norm_gelu(x.copy().unwrap(), &bias, &params, eps).unwrap();
+        let mut ours: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+        let bias_values: Vec<f32> = bias.flatten_all().unwrap().to_vec1().unwrap();
+        bias_norm_gelu_slice(&mut ours, &bias_values, &params, eps);
+        let ours = Tensor::from_vec(ours, (rows, k * c), &Device::Cpu).unwrap();
         let summed = x
             .broadcast_add(&bias)
             .unwrap()
             .reshape((rows * k, c))
             .unwrap();
-        let b = b.flatten_all().unwrap();
         let theirs = candle_nn::ops::layer_norm(&summed, &w, &b, eps)
             .unwrap()
             .gelu_erf()

@@ -1,8 +1,6 @@
 use candle_core::{IndexOp, Result, Tensor};
 use candle_nn::{Module, VarBuilder};
 
-use super::decoder_ops::bias_norm_gelu;
-use super::fast_ops::{Act, bias_act};
 use super::prompt_encoder::Dense;
 use super::transformer::{ImageCache, TwoWayTransformer};
 use super::upscale::{UpscaleWeights, upscaled_masks_tensor, with_values};
@@ -58,44 +56,16 @@ impl Module for MlpMaskDecoder {
     }
 }
 
-/// A 2x2, stride-2 transposed convolution for token-major input: `weight` `(cin, 4 * cout)`
-/// with columns in `(ky, kx, c)` order, `bias` `(1, 4 * cout)`. Input pixel `p`'s row of the
-/// product holds its four output pixels' channels one after the other, so the next step
-/// (a layer norm over channels) reads them contiguously; the output is never interleaved
-/// until the masks are made.
-#[derive(Debug)]
-struct Upscale {
-    weight: Tensor,
-    bias: Tensor,
-    cout: usize,
-}
-
-impl Upscale {
-    fn new(cin: usize, cout: usize, vb: VarBuilder) -> Result<Self> {
-        let w = vb.get((cin, cout, 2, 2), "weight")?;
-        let b = vb.get(cout, "bias")?;
-        Ok(Self {
-            weight: w
-                .permute((0, 2, 3, 1))?
-                .reshape((cin, 4 * cout))?
-                .contiguous()?,
-            bias: Tensor::cat(&[&b, &b, &b, &b], 0)?.unsqueeze(0)?,
-            cout,
-        })
-    }
-
-    /// `(pixels, cin)` to `(pixels, 4 * cout)` without the bias: each input pixel's 2x2
-    /// block, `(ky, kx)`, one after the other in its row.
-    fn product(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.matmul(&self.weight)
-    }
-
-    /// `(pixels, cin)` to `(4 * pixels, cout)`, the bias added (the plain composition).
-    #[cfg(test)]
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let out = self.product(xs)?.broadcast_add(&self.bias)?;
-        out.reshape(((), self.cout))
-    }
+/// A 2x2, stride-2 transposed convolution's weights for token-major input: the weight
+/// `(cin, 4 * cout)` with columns in `(ky, kx, c)` order, the bias repeated four times.
+/// Input pixel `p`'s row of the product holds its four output pixels' channels one after
+/// the other, so the next step (a layer norm over channels) reads them contiguously; the
+/// output is never interleaved until the masks are made.
+fn upscale_conv(cin: usize, cout: usize, vb: VarBuilder) -> Result<(Vec<f32>, Vec<f32>)> {
+    let w = vb.get((cin, cout, 2, 2), "weight")?;
+    let b = vb.get(cout, "bias")?;
+    let weight = w.permute((0, 2, 3, 1))?.flatten_all()?.to_vec1::<f32>()?;
+    Ok((weight, Tensor::cat(&[&b, &b, &b, &b], 0)?.to_vec1::<f32>()?))
 }
 
 #[derive(Debug)]
@@ -103,11 +73,8 @@ pub struct MaskDecoder {
     iou_token: candle_nn::Embedding,
     mask_tokens: candle_nn::Embedding,
     iou_prediction_head: MlpMaskDecoder,
-    output_upscaling_conv1: Upscale,
-    /// The upscaling's layer norm: its weight, then its bias.
-    output_upscaling_ln: Tensor,
-    output_upscaling_conv2: Upscale,
-    /// The same upscaling as plain values, for the fused pass.
+    /// The output upscaling (two transposed convolutions, a layer norm between), for the
+    /// fused pass.
     upscale_weights: UpscaleWeights,
     num_mask_tokens: usize,
     output_hypernetworks_mlps: Vec<MlpMaskDecoder>,
@@ -150,29 +117,7 @@ impl MaskDecoder {
         let iou_token = candle_nn::embedding(1, transformer_dim, vb.pp("iou_token"))?;
         let mask_tokens =
             candle_nn::embedding(num_mask_tokens, transformer_dim, vb.pp("mask_tokens"))?;
-        let output_upscaling_conv1 = Upscale::new(
-            transformer_dim,
-            transformer_dim / 4,
-            vb.pp("output_upscaling.0"),
-        )?;
-        let ln = vb.pp("output_upscaling.1");
-        let output_upscaling_ln = Tensor::cat(
-            &[
-                ln.get(transformer_dim / 4, "weight")?,
-                ln.get(transformer_dim / 4, "bias")?,
-            ],
-            0,
-        )?;
-        let output_upscaling_conv2 = Upscale::new(
-            transformer_dim / 4,
-            transformer_dim / 8,
-            vb.pp("output_upscaling.3"),
-        )?;
-        let upscale_weights = upscale_weights(
-            &output_upscaling_conv1,
-            &output_upscaling_ln,
-            &output_upscaling_conv2,
-        )?;
+        let upscale_weights = upscale_weights(transformer_dim, vb.pp("output_upscaling"))?;
         let mut output_hypernetworks_mlps = Vec::with_capacity(num_mask_tokens);
         let vb_o = vb.pp("output_hypernetworks_mlps");
         for i in 0..num_mask_tokens {
@@ -197,9 +142,6 @@ impl MaskDecoder {
             iou_token,
             mask_tokens,
             iou_prediction_head,
-            output_upscaling_conv1,
-            output_upscaling_ln,
-            output_upscaling_conv2,
             upscale_weights,
             num_mask_tokens,
             output_hypernetworks_mlps,
@@ -264,67 +206,33 @@ impl MaskDecoder {
     }
 
     /// The masks `(m, 4h, 4w)` from the transformer's image tokens `(h * w, C)` and the
-    /// hypernetwork outputs `(m, C / 8)`: the fused tiled pass on CPU tensors, the plain
-    /// steps otherwise.
+    /// hypernetwork outputs `(m, C / 8)`, in one fused tiled pass.
     fn masks(&self, src: &Tensor, hyper_in: &Tensor, hw: (usize, usize)) -> Result<Tensor> {
         let hyper = hyper_in.flatten_all()?.to_vec1::<f32>()?;
-        let dev = src.device();
         let wts = &self.upscale_weights;
-        match with_values(src, |s| {
-            upscaled_masks_tensor(s, hw, wts, &hyper, 1e-6, dev)
-        }) {
-            Some(masks) => masks,
-            None => masks_from(&self.upscale(src)?, hyper_in, hw),
-        }
-    }
-
-    /// The upscaled mask embedding of the image tokens `(4096, C)`, in the blocks order of
-    /// [`Upscale`]: `(4096 * 16, C / 8)`.
-    /// Bias, layer norm (eps 1e-6, as the reference's `LayerNorm2d`) and GELU run fused,
-    /// in place on each product.
-    fn upscale(&self, src: &Tensor) -> Result<Tensor> {
-        let (conv1, conv2) = (&self.output_upscaling_conv1, &self.output_upscaling_conv2);
-        let up = conv1.product(src)?;
-        let up = bias_norm_gelu(up, &conv1.bias, &self.output_upscaling_ln, 1e-6)?;
-        let up = conv2.product(&up.reshape(((), conv1.cout))?)?;
-        bias_act(up, &conv2.bias, 1, Act::Gelu)?.reshape(((), conv2.cout))
+        with_values(src, |s| {
+            upscaled_masks_tensor(s, hw, wts, &hyper, 1e-6, src.device())
+        })
+        .ok_or_else(|| {
+            candle_core::Error::Msg("the decoder's upscaling needs contiguous f32 tensors".into())
+        })?
     }
 }
 
-/// The upscaling's weights as plain values.
-fn upscale_weights(conv1: &Upscale, ln: &Tensor, conv2: &Upscale) -> Result<UpscaleWeights> {
-    let values = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+/// The output upscaling's weights (`output_upscaling.{0,1,3}`) as plain values, for a
+/// transformer of width `c`: `c` to `c / 4` to `c / 8` channels.
+fn upscale_weights(c: usize, vb: VarBuilder) -> Result<UpscaleWeights> {
+    let (w1, b1) = upscale_conv(c, c / 4, vb.pp("0"))?;
+    let (w2, b2) = upscale_conv(c / 4, c / 8, vb.pp("3"))?;
+    let ln = vb.pp("1");
+    let ln = Tensor::cat(&[ln.get(c / 4, "weight")?, ln.get(c / 4, "bias")?], 0)?;
     Ok(UpscaleWeights {
-        w1: values(&conv1.weight)?,
-        b1: values(&conv1.bias)?,
-        ln: values(ln)?,
-        w2: values(&conv2.weight)?,
-        b2: values(&conv2.bias)?,
+        w1,
+        b1,
+        ln: ln.to_vec1::<f32>()?,
+        w2,
+        b2,
     })
-}
-
-/// The masks `(m, 4h, 4w)` from the upscaled embedding (rows in the order of two nested
-/// [`Upscale`] blocks over the `h x w` grid) and the hypernetwork outputs `(m, C / 8)`.
-fn masks_from(upscaled: &Tensor, hyper_in: &Tensor, (h, w): (usize, usize)) -> Result<Tensor> {
-    let m = hyper_in.dim(0)?;
-    // (16hw, m): pixel-major products, then scattered to their places.
-    let flat = upscaled
-        .matmul(&hyper_in.t()?)?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
-    let (ow, plane) = (4 * w, 16 * h * w);
-    let mut out = vec![0f32; m * plane];
-    for (r, values) in flat.chunks_exact(m).enumerate() {
-        // r = ((((y * w + x) * 2 + ky) * 2 + kx) * 2 + ky2) * 2 + kx2
-        let (kx2, ky2, kx, ky) = (r & 1, (r >> 1) & 1, (r >> 2) & 1, (r >> 3) & 1);
-        let p = r >> 4;
-        let (y, x) = (p / w, p % w);
-        let at = (4 * y + 2 * ky + ky2) * ow + 4 * x + 2 * kx + kx2;
-        for (k, v) in values.iter().enumerate() {
-            out[k * plane + at] = *v;
-        }
-    }
-    Tensor::from_vec(out, (m, 4 * h, 4 * w), hyper_in.device())
 }
 
 #[cfg(test)]
@@ -333,51 +241,6 @@ mod tests {
     use super::*;
     use candle_core::{DType, Device};
     use std::collections::HashMap;
-
-    #[test]
-    fn two_upscales_and_the_hypernetwork_product_match_transposed_convolutions() {
-        let dev = Device::Cpu;
-        let (c, h, w) = (16, 3, 5);
-        let mut ts = HashMap::new();
-        for (name, (cin, cout)) in [("a", (c, c / 4)), ("b", (c / 4, c / 8))] {
-            let weight = Tensor::randn(0f32, 1.0, (cin, cout, 2, 2), &dev).unwrap();
-            ts.insert(format!("{name}.weight"), weight);
-            ts.insert(
-                format!("{name}.bias"),
-                Tensor::randn(0f32, 1.0, cout, &dev).unwrap(),
-            );
-        }
-        let vb = VarBuilder::from_tensors(ts.clone(), DType::F32, &dev);
-        let a = Upscale::new(c, c / 4, vb.pp("a")).unwrap();
-        let b = Upscale::new(c / 4, c / 8, vb.pp("b")).unwrap();
-        let x = Tensor::randn(0f32, 1.0, (1, c, h, w), &dev).unwrap();
-        let hyper = Tensor::randn(0f32, 1.0, (3, c / 8), &dev).unwrap();
-
-        let tokens = x
-            .reshape((c, h * w))
-            .unwrap()
-            .t()
-            .unwrap()
-            .contiguous()
-            .unwrap();
-        let up = b.forward(&a.forward(&tokens).unwrap()).unwrap();
-        let ours = masks_from(&up, &hyper, (h, w)).unwrap();
-
-        let conv = |x: &Tensor, name: &str| {
-            let bias = ts[&format!("{name}.bias")].reshape((1, (), 1, 1)).unwrap();
-            let weight = &ts[&format!("{name}.weight")];
-            let y = x.conv_transpose2d(weight, 0, 0, 2, 1).unwrap();
-            y.broadcast_add(&bias).unwrap()
-        };
-        let up = conv(&conv(&x, "a"), "b");
-        let theirs = hyper
-            .matmul(&up.reshape((c / 8, 16 * h * w)).unwrap())
-            .unwrap()
-            .reshape((3, 4 * h, 4 * w))
-            .unwrap();
-        let diff = max_diff(&ours, &theirs);
-        assert!(diff < 1e-4, "{diff}");
-    }
 
     /// The plain steps: transposed convolution, layer norm over channels, exact GELU,
     /// transposed convolution, exact GELU, then the product with `hyper` per pixel.
@@ -427,11 +290,19 @@ mod tests {
                 "ln.bias".into(),
                 Tensor::randn(0f32, 0.5, c / 4, &dev).unwrap(),
             );
-            let vb = VarBuilder::from_tensors(ts.clone(), DType::F32, &dev);
-            let a = Upscale::new(c, c / 4, vb.pp("a")).unwrap();
-            let b = Upscale::new(c / 4, c / 8, vb.pp("b")).unwrap();
-            let ln = Tensor::cat(&[&ts["ln.weight"], &ts["ln.bias"]], 0).unwrap();
-            let wts = upscale_weights(&a, &ln, &b).unwrap();
+            let named = ts.iter().map(|(name, t)| {
+                let layer = match &name[..1] {
+                    "a" => "0",
+                    "b" => "3",
+                    _ => "1",
+                };
+                (
+                    format!("{layer}.{}", name.split_once('.').unwrap().1),
+                    t.clone(),
+                )
+            });
+            let vb = VarBuilder::from_tensors(named.collect(), DType::F32, &dev);
+            let wts = upscale_weights(c, vb).unwrap();
             let x = Tensor::randn(0f32, 1.0, (1, c, h, w), &dev).unwrap();
             let hyper = Tensor::randn(0f32, 1.0, (m, c / 8), &dev).unwrap();
 
