@@ -10,6 +10,8 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::decoder_ops::matmul_into;
+use super::depthwise::inside_columns;
+use super::fast_ops::contiguous;
 
 /// Output rows per task: the band's patches stay a few megabytes at most (the necks'
 /// 2304-long patches over 8 rows of 64).
@@ -71,13 +73,9 @@ impl CustomOp2 for Conv {
         if wc != c || k != k2 || h + 2 * self.padding < k || w + 2 * self.padding < k {
             candle_core::bail!("conv2d weight {:?} for input {:?}", l2.shape(), l1.shape());
         }
-        let (Some((i0, i1)), Some((w0, w1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("conv2d needs contiguous tensors");
-        };
-        let input = &s1.as_slice::<f32>()?[i0..i1];
+        let input = contiguous(s1, l1)?;
         // (cout, c, k, k) is the (cout, c * k * k) matrix the patches multiply.
-        let weight = &s2.as_slice::<f32>()?[w0..w1];
+        let weight = contiguous(s2, l2)?;
         let (s, p) = (self.stride, self.padding);
         let (ho, wo) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
         let mut out = vec![0f32; b * cout * ho * wo];
@@ -129,12 +127,11 @@ impl Planes<'_> {
         for (tap, dst) in patches.chunks_exact_mut(cols).enumerate() {
             let (ci, ky, kx) = (tap / (k * k), tap / k % k, tap % k);
             let plane = &self.data[ci * self.h * w..][..self.h * w];
-            // Output columns whose input column lies inside the row.
-            let first = (p.saturating_sub(kx)).div_ceil(s);
-            let last = ((w + p).saturating_sub(kx).div_ceil(s)).min(wo);
-            if first >= last {
+            let columns = inside_columns(w, wo, kx, (s, p));
+            if columns.is_empty() {
                 continue;
             }
+            let (first, last) = (columns.start, columns.end);
             for (r, dst) in dst.chunks_exact_mut(wo).enumerate() {
                 let iy = ((oy0 + r) * s + ky) as isize - p as isize;
                 if iy < 0 || iy >= self.h as isize {
@@ -189,14 +186,7 @@ mod tests {
             let ours = conv2d(&input, &weight, stride, padding).unwrap();
             let theirs = input.conv2d(&weight, padding, stride, 1, 1).unwrap();
             assert_eq!(ours.dims(), theirs.dims());
-            let diff: f32 = (ours - theirs)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar()
-                .unwrap();
+            let diff = super::super::max_diff(&ours, &theirs);
             assert!(
                 diff < 1e-4,
                 "stride {stride} padding {padding} k {k}: {diff}"

@@ -6,7 +6,9 @@
 //! so the compiler vectorises it; the bias and the activation after it are applied to each
 //! channel's plane while it is still in cache.
 
-use super::fast_ops::Act;
+use std::ops::Range;
+
+use super::fast_ops::{Act, contiguous};
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -58,12 +60,8 @@ impl CustomOp2 for Depthwise {
                 l1.shape()
             );
         }
-        let (Some((i0, i1)), Some((w0, w1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("depthwise convolution needs contiguous tensors");
-        };
-        let input = &s1.as_slice::<f32>()?[i0..i1];
-        let weight = &s2.as_slice::<f32>()?[w0..w1];
+        let input = contiguous(s1, l1)?;
+        let weight = contiguous(s2, l2)?;
         let (s, p) = (self.stride, self.padding);
         let ho = (h + 2 * p - k) / s + 1;
         let wo = (w + 2 * p - k) / s + 1;
@@ -113,12 +111,11 @@ fn convolve_plane(
             }
             for kx in 0..k {
                 let tap = kernel[ky * k + kx];
-                // Output columns whose input column lies inside the row.
-                let first = (p.saturating_sub(kx)).div_ceil(s);
-                let last = ((w + p).saturating_sub(kx).div_ceil(s)).min(wo);
-                if first >= last {
+                let columns = inside_columns(w, wo, kx, (s, p));
+                if columns.is_empty() {
                     continue;
                 }
+                let (first, last) = (columns.start, columns.end);
                 // Input column of output column `first`, and where the run lies.
                 let x0 = first * s + kx - p;
                 let inputs = if s > 1 {
@@ -130,6 +127,19 @@ fn convolve_plane(
             }
         }
     }
+}
+
+/// The output columns whose input column `ox * s + kx - p` lies inside a row of `w` (the
+/// others read the zero padding), below `wo`.
+pub(super) fn inside_columns(
+    w: usize,
+    wo: usize,
+    kx: usize,
+    (s, p): (usize, usize),
+) -> Range<usize> {
+    let first = p.saturating_sub(kx).div_ceil(s);
+    let last = (w + p).saturating_sub(kx).div_ceil(s).min(wo);
+    first..last
 }
 
 /// `out += a * xs`, element by element, over `out`'s length.
@@ -174,14 +184,7 @@ mod tests {
                 Act::Gelu => theirs.gelu_erf().unwrap(),
             };
             assert_eq!(ours.dims(), theirs.dims());
-            let diff: f32 = (ours - theirs)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar()
-                .unwrap();
+            let diff = super::super::max_diff(&ours, &theirs);
             assert!(diff < 1e-5, "stride {stride} padding {padding}: {diff}");
         }
     }
