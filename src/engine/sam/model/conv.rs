@@ -93,23 +93,21 @@ impl CustomOp2 for Conv {
                 padding: p,
                 wo,
             };
-            let bands: Vec<(usize, Vec<f32>)> = (0..ho.div_ceil(BAND_ROWS))
-                .into_par_iter()
-                .map(|band| {
-                    let oy0 = band * BAND_ROWS;
-                    let rows = BAND_ROWS.min(ho - oy0);
-                    let patches = planes.patches(oy0, rows);
-                    let mut product = vec![0f32; cout * rows * wo];
-                    let dims = (cout, c * k * k, rows * wo);
-                    matmul_into(&mut product, weight, &patches, dims, false);
-                    (oy0, product)
-                })
-                .collect();
-            for (oy0, product) in bands {
-                let run = product.len() / cout;
-                for (plane, values) in out.chunks_exact_mut(ho * wo).zip(product.chunks_exact(run))
-                {
-                    plane[oy0 * wo..][..run].copy_from_slice(values);
+            // A few bands per thread at a time, so that the products waiting to be copied
+            // out stay a small multiple of one band.
+            let bands = ho.div_ceil(BAND_ROWS);
+            let group = 2 * rayon::current_num_threads();
+            for first in (0..bands).step_by(group) {
+                let products: Vec<(usize, Vec<f32>)> = (first..bands.min(first + group))
+                    .into_par_iter()
+                    .map(|band| planes.band_product(weight, cout, band * BAND_ROWS, ho))
+                    .collect();
+                for (oy0, product) in products {
+                    let run = product.len() / cout;
+                    let planes_out = out.chunks_exact_mut(ho * wo);
+                    for (plane, values) in planes_out.zip(product.chunks_exact(run)) {
+                        plane[oy0 * wo..][..run].copy_from_slice(values);
+                    }
                 }
             }
         }
@@ -118,6 +116,23 @@ impl CustomOp2 for Conv {
 }
 
 impl Planes<'_> {
+    /// The output rows from `oy0` (a band of at most [`BAND_ROWS`] of `ho`) for every
+    /// output channel: `(oy0, (cout, rows * wo))`.
+    fn band_product(
+        &self,
+        weight: &[f32],
+        cout: usize,
+        oy0: usize,
+        ho: usize,
+    ) -> (usize, Vec<f32>) {
+        let rows = BAND_ROWS.min(ho - oy0);
+        let patches = self.patches(oy0, rows);
+        let mut product = vec![0f32; cout * rows * self.wo];
+        let dims = (cout, self.c * self.k * self.k, rows * self.wo);
+        matmul_into(&mut product, weight, &patches, dims, false);
+        (oy0, product)
+    }
+
     /// The patches of output rows `oy0..oy0 + rows`: `(c * k * k, rows * wo)`, row
     /// `(ci, ky, kx)` holding that tap's input for each output pixel (zero in the padding).
     fn patches(&self, oy0: usize, rows: usize) -> Vec<f32> {
@@ -179,6 +194,8 @@ mod tests {
             (1, 1, 3, 20, 9),
             (1, 0, 3, 9, 9),
             (3, 1, 4, 11, 14),
+            // Ten bands: more than one group of bands at a time.
+            (1, 1, 3, 80, 7),
         ];
         for (stride, padding, k, h, w) in cases {
             let input = Tensor::randn(0f32, 1.0, (2, 3, h, w), &dev).unwrap();
