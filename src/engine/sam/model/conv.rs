@@ -7,6 +7,7 @@
 //! patch rows are copied a run of output columns at a time, bands in parallel.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_nn::Conv2dConfig;
 use rayon::prelude::*;
 
 use super::decoder_ops::matmul_into;
@@ -23,21 +24,25 @@ struct Conv {
     padding: usize,
 }
 
-/// `input (b, c, h, w)` convolved with `weight (cout, c, k, k)`: `(b, cout, ho, wo)`.
-pub fn conv2d(input: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+/// `input (b, c, h, w)` convolved with `weight (cout, c / groups, k, k)` as `cfg` says:
+/// the banded product here on the CPU with one group and no dilation, candle's own
+/// convolution otherwise.
+pub fn conv2d(input: &Tensor, weight: &Tensor, cfg: &Conv2dConfig) -> Result<Tensor> {
+    if !input.device().is_cpu() || cfg.groups != 1 || cfg.dilation != 1 {
+        return input.conv2d(weight, cfg.padding, cfg.stride, cfg.dilation, cfg.groups);
+    }
+    let op = Conv {
+        stride: cfg.stride,
+        padding: cfg.padding,
+    };
     input
         .contiguous()?
-        .apply_op2_no_bwd(&weight.contiguous()?, &Conv { stride, padding })
+        .apply_op2_no_bwd(&weight.contiguous()?, &op)
 }
 
-/// A candle convolution layer applied with [`conv2d`] where it can be (CPU, one group, no
-/// dilation), else as candle applies it.
+/// A candle convolution layer, computed with [`conv2d`].
 pub fn apply(xs: &Tensor, layer: &candle_nn::Conv2d) -> Result<Tensor> {
-    let cfg = layer.config();
-    if !xs.device().is_cpu() || cfg.groups != 1 || cfg.dilation != 1 {
-        return candle_core::Module::forward(layer, xs);
-    }
-    let ys = conv2d(xs, layer.weight(), cfg.stride, cfg.padding)?;
+    let ys = conv2d(xs, layer.weight(), layer.config())?;
     match layer.bias() {
         Some(bias) => ys.broadcast_add(&bias.reshape((1, (), 1, 1))?),
         None => Ok(ys),
@@ -200,7 +205,12 @@ mod tests {
         for (stride, padding, k, h, w) in cases {
             let input = Tensor::randn(0f32, 1.0, (2, 3, h, w), &dev).unwrap();
             let weight = Tensor::randn(0f32, 1.0, (5, 3, k, k), &dev).unwrap();
-            let ours = conv2d(&input, &weight, stride, padding).unwrap();
+            let cfg = Conv2dConfig {
+                stride,
+                padding,
+                ..Default::default()
+            };
+            let ours = conv2d(&input, &weight, &cfg).unwrap();
             let theirs = input.conv2d(&weight, padding, stride, 1, 1).unwrap();
             assert_eq!(ours.dims(), theirs.dims());
             let diff = super::super::max_diff(&ours, &theirs);

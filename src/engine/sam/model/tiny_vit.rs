@@ -79,13 +79,8 @@ impl Conv2dBN {
                     .matmul(&xs.contiguous()?.reshape((b, c, h * w))?)?;
                 bias_act(ys, &self.bias, h * w, act)?.reshape((b, out, h, w))
             }
-            ConvKind::General if cpu && self.cfg.groups == 1 && self.cfg.dilation == 1 => {
-                let ys = super::conv::conv2d(xs, &self.weight, stride, padding)?;
-                let (_, _, h, w) = ys.dims4()?;
-                bias_act(ys, &self.bias, h * w, act)
-            }
             _ => {
-                let ys = xs.conv2d(&self.weight, padding, stride, 1, self.cfg.groups)?;
+                let ys = super::conv::conv2d(xs, &self.weight, &self.cfg)?;
                 let (_, _, h, w) = ys.dims4()?;
                 bias_act(ys, &self.bias, h * w, act)
             }
