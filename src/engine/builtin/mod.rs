@@ -92,8 +92,9 @@ impl Prepared for BuiltinPrepared {
         Ok(self.image.render(&labels))
     }
 
-    /// A first click offers the cut of the whole picture and of the boxes around the
-    /// click that hold a closed object; later prompts have one answer.
+    /// A first click offers the cut of the whole picture, the object it is a part of
+    /// (where one is found) and the cuts of the boxes around the click that hold a closed
+    /// object; later prompts have one answer.
     fn candidates(&self, prompt: &Prompt) -> Result<Vec<AlphaMask>, EngineError> {
         if !(prompt.green.len() == 1 && prompt.red.is_empty()) {
             return Ok(vec![self.segment(prompt)?]);

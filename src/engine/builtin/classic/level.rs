@@ -70,6 +70,9 @@ pub(super) struct Constraints<'a> {
     pub hold: Option<&'a Hold>,
     /// Solve inside this rectangle only, its outer ring background (GrabCut's box).
     pub window: Option<Window>,
+    /// With a `window`: start from everything inside it selected and fit the background
+    /// colours to everything outside it too (GrabCut's box initialisation).
+    pub box_init: bool,
 }
 
 /// A rectangle of a level's grid, ends exclusive.
@@ -318,18 +321,15 @@ impl Level {
         iters: usize,
     ) -> Vec<u8> {
         let n = self.w * self.h;
-        let Constraints { band, hold, window } = constraints;
+        let Constraints {
+            band,
+            hold,
+            window,
+            box_init,
+        } = constraints;
         let pins = self.pins(green, red, full, window);
         let prior = self.geodesic_prior(&pins, window);
-        let mut label: Vec<u8> = match (band, hold) {
-            (Some(band), _) => band.labels.to_vec(),
-            (None, Some(hold)) => hold.labels.clone(),
-            (None, None) => prior
-                .toward_background
-                .iter()
-                .map(|&v| (v < 0.5) as u8)
-                .collect(),
-        };
+        let mut label = Self::starting_labels(band, hold, box_init, &prior);
         pins.apply(&mut label);
         let window_band = window.map(|win| self.window_free(win, band, &mut label));
         let fixed = window.map(|_| label.clone());
@@ -362,7 +362,7 @@ impl Level {
             costs: vec![(0.0, 0.0); pixels.len()],
         };
         for iteration in 0..iters {
-            let colour = self.colour_costs(&label, &prior, window);
+            let colour = self.colour_costs(&label, &prior, window.filter(|_| !box_init));
             if iteration > 0 {
                 cut.flow.restart();
             }
@@ -388,6 +388,26 @@ impl Level {
             keep_connected(&mut label, self.w, self.h, &pins.green);
         }
         label
+    }
+
+    /// The labels a solve starts from: the band's or the held answer where there is one,
+    /// else everything (a box initialisation) or the geodesic split.
+    fn starting_labels(
+        band: Option<Band>,
+        hold: Option<&Hold>,
+        box_init: bool,
+        prior: &GeodesicPrior,
+    ) -> Vec<u8> {
+        match (band, hold) {
+            (Some(band), _) => band.labels.to_vec(),
+            (None, Some(hold)) => hold.labels.clone(),
+            (None, None) if box_init => vec![1; prior.toward_background.len()],
+            (None, None) => prior
+                .toward_background
+                .iter()
+                .map(|&v| (v < 0.5) as u8)
+                .collect(),
+        }
     }
 
     fn pins(

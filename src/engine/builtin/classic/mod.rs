@@ -137,6 +137,7 @@ impl PreparedImage {
             band: Some(band),
             hold: fine_hold.as_ref(),
             window: None,
+            box_init: false,
         };
         let mut out = self.fine.solve(green, red, full, constraints, 1);
         if let Some(c) = correction {

@@ -5,6 +5,11 @@
 //! readings. The boxes are solved on the coarse level (a box solve at working resolution
 //! cost up to 1.8 s on a flooded first click), refined at working resolution in a band
 //! around their boundary, and ranked against the whole-image cut by objectness.
+//!
+//! The opposite fault, a click on one part of an object (a shirt, a pot on a head)
+//! selecting only that part, is met by cuts initialised as GrabCut from boxes grown
+//! around the whole-image cut: one that keeps the part and adds a moderate, equally
+//! object-like rest replaces it.
 
 use rayon::prelude::*;
 
@@ -29,6 +34,24 @@ const MIN_OBJECT: usize = 100;
 const SAME_CANDIDATE: f32 = 0.9;
 /// How many candidates a first click offers at most.
 const MAX_CANDIDATES: usize = 3;
+/// How far (per side, relative to its size) the whole-image cut's bounding box is grown
+/// for the cuts that complete a part to its object; a thin frame inside the picture's
+/// edge is the last such box.
+const GROW: [f32; 3] = [0.15, 0.5, 1.0];
+/// Graph-cut rounds of a grown box's cut (it starts from the whole box selected, so its
+/// colour models need more rounds than a click-seeded cut).
+const GROWN_ITERS: usize = 4;
+/// A grown cut completes the whole-image cut when it keeps at least this share of it...
+const GROWN_KEEPS: f32 = 0.95;
+/// ...and adds between these fractions of its area (less is the same answer, more is
+/// the surroundings).
+const GROWN_ADDS: std::ops::RangeInclusive<f32> = 0.05..=0.5;
+/// How much less object-like than the whole-image cut (head start included) a
+/// completing cut may score.
+const GROWN_MARGIN: f32 = 0.4;
+
+/// Candidate labels, each with its objectness score.
+type Scored = Vec<(Vec<u8>, f32)>;
 
 /// A first-click cut inside a box around the click, on the coarse level.
 struct BoxCut {
@@ -42,8 +65,9 @@ impl PreparedImage {
     /// The answers to a first click, best first: the whole-image cut and the cuts inside
     /// boxes around the click, ranked by how object-like they are
     /// ([`Cues::score`](super::objectness::Cues::score)); the whole-image cut gets a head
-    /// start. `all` returns the runner-ups as well; the first answer is the same either
-    /// way.
+    /// start. Where the whole-image cut wins but is only a part of a larger object (see
+    /// [`Self::completed`]), the completed object goes first. `all` returns the runner-ups
+    /// as well; the first answer is the same either way.
     pub fn first_click(&self, green: &[[f32; 2]], red: &[[f32; 2]], all: bool) -> Vec<Vec<u8>> {
         if green.len() != 1 {
             return vec![self.labels(green, red, None)];
@@ -52,23 +76,49 @@ impl PreparedImage {
         let Some(&click) = self.fine.pixels_near(green, full.0, full.1, 0.5).first() else {
             return vec![self.labels(green, red, None)];
         };
-        // The whole-image cut does not depend on the boxes: both are cut meanwhile.
-        let (whole, (lab, cuts)) = rayon::join(
-            || self.labels(green, red, None),
+        // The whole-image cut does not depend on the boxes: both are cut meanwhile, and
+        // the cuts grown from the whole-image cut's box while the boxes are refined.
+        let ((whole, grown), (lab, cuts)) = rayon::join(
+            || {
+                let whole = self.labels(green, red, None);
+                let grown = self.grown_cuts(green, red, &whole);
+                (whole, grown)
+            },
             || rayon::join(|| self.lab(), || self.box_cuts(green, red)),
         );
-        let boxes = cuts
-            .par_iter()
-            .map(|cut| (self.refine_box(cut, green, red), cut.closed, 0.0));
-        let mut scored: Vec<(Vec<u8>, f32)> = rayon::iter::once((whole, true, WHOLE_BONUS))
-            .chain(boxes)
-            .map(|(labels, closed, bonus)| {
-                let score = self.cues(&labels, click, closed, &lab).score() + bonus;
-                (labels, score)
-            })
-            .collect();
+        let score = |labels: &[u8], closed: bool| self.cues(labels, click, closed, &lab).score();
+        let ((mut scored, whole_score), grown): ((Scored, f32), Scored) = rayon::join(
+            || {
+                let whole_score = score(&whole, true) + WHOLE_BONUS;
+                let boxes = cuts.par_iter().map(|cut| {
+                    let labels = self.refine_box(cut, green, red);
+                    let s = score(&labels, cut.closed);
+                    (labels, s)
+                });
+                let scored = rayon::iter::once((whole.clone(), whole_score))
+                    .chain(boxes)
+                    .collect();
+                (scored, whole_score)
+            },
+            || {
+                grown
+                    .par_iter()
+                    .map(|cut| (self.refine_box(cut, green, red), cut.closed))
+                    .filter(|(labels, _)| completes(&whole, labels))
+                    .map(|(labels, closed)| {
+                        let s = score(&labels, closed);
+                        (labels, s)
+                    })
+                    .collect()
+            },
+        );
         // Stable: on a tie the whole-image cut, then the larger box, wins.
         scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        if scored[0].0 == whole
+            && let Some(completed) = Self::completed(grown, whole_score)
+        {
+            scored.insert(0, (completed, f32::INFINITY));
+        }
         let wanted = if all { MAX_CANDIDATES } else { 1 };
         let mut out: Vec<Vec<u8>> = Vec::new();
         for (c, _) in scored {
@@ -80,6 +130,18 @@ impl PreparedImage {
             }
         }
         out
+    }
+
+    /// The largest of the `grown` cuts (each with its score) that is about as
+    /// object-like as the whole-image cut (`whole_score`, head start included): a click
+    /// on a person's shirt most often means the person, and a cut initialised from a box
+    /// around the shirt finds the rest where its colours differ from the surroundings.
+    fn completed(grown: Scored, whole_score: f32) -> Option<Vec<u8>> {
+        grown
+            .into_iter()
+            .filter(|(_, s)| *s >= whole_score - GROWN_MARGIN)
+            .map(|(labels, _)| labels)
+            .max_by_key(|labels| labels.iter().filter(|&&l| l == 1).count())
     }
 
     /// The coarse-level box cuts around the single green dot that hold more than the
@@ -100,21 +162,10 @@ impl PreparedImage {
             })
             .collect();
         windows.dedup();
-        let min_area = MIN_OBJECT * c.w * c.h / (self.fine.w * self.fine.h).max(1);
-        let solve_in = |win: Window| {
-            let constraints = Constraints {
-                window: Some(win),
-                ..Default::default()
-            };
-            let labels = c.solve(green, red, full, constraints, BOX_ITERS);
-            let area = labels.iter().filter(|&&v| v == 1).count();
-            (area >= min_area).then(|| BoxCut {
-                closed: is_closed(&labels, win, c.w, c.h),
-                labels,
-                win,
-            })
-        };
-        windows.into_par_iter().filter_map(solve_in).collect()
+        windows
+            .into_par_iter()
+            .filter_map(|win| self.cut_in(win, false, green, red))
+            .collect()
     }
 
     /// A coarse box cut at working resolution: a banded solve around its boundary,
@@ -137,6 +188,7 @@ impl PreparedImage {
             }),
             hold: None,
             window: Some(win),
+            box_init: false,
         };
         f.solve(green, red, full, constraints, 1)
     }
@@ -168,6 +220,21 @@ impl Level {
     }
 }
 
+/// Whether `grown` completes `part`: keeps nearly all of it and adds a moderate amount
+/// (`GROWN_KEEPS`, `GROWN_ADDS`).
+fn completes(part: &[u8], grown: &[u8]) -> bool {
+    let area = |l: &[u8]| l.iter().filter(|&&v| v == 1).count() as f32;
+    let kept = part
+        .iter()
+        .zip(grown)
+        .filter(|&(&a, &b)| a == 1 && b == 1)
+        .count() as f32;
+    let (part_area, grown_area) = (area(part), area(grown));
+    part_area > 0.0
+        && kept >= GROWN_KEEPS * part_area
+        && GROWN_ADDS.contains(&(grown_area / part_area - 1.0))
+}
+
 /// Whether a box answer stays clear of its box: few selected pixels just inside the
 /// ring (where the box meets the image border, the object may touch it).
 fn is_closed(labels: &[u8], win: Window, w: usize, h: usize) -> bool {
@@ -190,6 +257,91 @@ fn is_closed(labels: &[u8], win: Window, w: usize, h: usize) -> bool {
     edge > 0 && (selected as f32) <= CLOSED_EDGE * edge as f32
 }
 
+impl PreparedImage {
+    /// Cuts initialised as GrabCut from a box: the whole-image cut's bounding box grown
+    /// by each of `GROW`, and the picture less a thin frame.
+    fn grown_cuts(&self, green: &[[f32; 2]], red: &[[f32; 2]], whole: &[u8]) -> Vec<BoxCut> {
+        let (c, f) = (&self.coarse, &self.fine);
+        let Some(bbox) = bounding_box(whole, f.w, f.h) else {
+            return Vec::new();
+        };
+        // From working to coarse pixels, clamped to the coarse grid.
+        let to_coarse = |v: f32, fine: usize, coarse: usize| {
+            ((v * coarse as f32 / fine as f32).round().max(0.0) as usize).min(coarse)
+        };
+        let mut windows: Vec<Window> = GROW
+            .iter()
+            .map(|&g| {
+                let mx = g * (bbox.x1 - bbox.x0) as f32;
+                let my = g * (bbox.y1 - bbox.y0) as f32;
+                Window {
+                    x0: to_coarse(bbox.x0 as f32 - mx, f.w, c.w),
+                    y0: to_coarse(bbox.y0 as f32 - my, f.h, c.h),
+                    x1: to_coarse(bbox.x1 as f32 + mx, f.w, c.w),
+                    y1: to_coarse(bbox.y1 as f32 + my, f.h, c.h),
+                }
+            })
+            .collect();
+        let frame = (c.w.max(c.h) / 30).max(1);
+        if c.w > 4 * frame && c.h > 4 * frame {
+            windows.push(Window {
+                x0: frame,
+                y0: frame,
+                x1: c.w - frame,
+                y1: c.h - frame,
+            });
+        }
+        windows.dedup();
+        windows
+            .into_par_iter()
+            .filter_map(|win| self.cut_in(win, true, green, red))
+            .collect()
+    }
+
+    /// The coarse-level cut inside `win` (`box_init`: GrabCut's initialisation, see
+    /// [`Constraints::box_init`]), unless it holds no more than the click.
+    fn cut_in(
+        &self,
+        win: Window,
+        box_init: bool,
+        green: &[[f32; 2]],
+        red: &[[f32; 2]],
+    ) -> Option<BoxCut> {
+        let full = (self.full.width() as f32, self.full.height() as f32);
+        let c = &self.coarse;
+        let constraints = Constraints {
+            window: Some(win),
+            box_init,
+            ..Default::default()
+        };
+        let iters = if box_init { GROWN_ITERS } else { BOX_ITERS };
+        let labels = c.solve(green, red, full, constraints, iters);
+        let area = labels.iter().filter(|&&v| v == 1).count();
+        let min_area = MIN_OBJECT * c.w * c.h / (self.fine.w * self.fine.h).max(1);
+        (area >= min_area).then(|| BoxCut {
+            closed: is_closed(&labels, win, c.w, c.h),
+            labels,
+            win,
+        })
+    }
+}
+
+/// The smallest window holding every selected pixel, if any is.
+fn bounding_box(labels: &[u8], w: usize, h: usize) -> Option<Window> {
+    let mut b: Option<Window> = None;
+    for p in (0..w * h).filter(|&p| labels[p] == 1) {
+        let (x, y) = (p % w, p / w);
+        let b = b.get_or_insert(Window {
+            x0: x,
+            y0: y,
+            x1: x + 1,
+            y1: y + 1,
+        });
+        (b.x0, b.y0, b.x1, b.y1) = (b.x0.min(x), b.y0.min(y), b.x1.max(x + 1), b.y1.max(y + 1));
+    }
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +357,46 @@ mod tests {
                 Rgb([240 - n, 240, 240])
             }
         })
+    }
+
+    /// A figure on a textured grey ground: a red shirt with a skin-coloured head on top,
+    /// and the figure's mask.
+    fn figure() -> (RgbImage, Vec<bool>) {
+        let (w, h) = (240u32, 180u32);
+        let mut gt = vec![false; (w * h) as usize];
+        let img = RgbImage::from_fn(w, h, |x, y| {
+            let n = ((x * 7 + y * 13) % 9) as u8;
+            let (fx, fy) = (x as f32 + 0.5, y as f32 + 0.5);
+            let head = (fx - 120.0).hypot(fy - 62.0) < 16.0;
+            let shirt = (90.0..150.0).contains(&fx) && (76.0..130.0).contains(&fy);
+            gt[(y * w + x) as usize] = head || shirt;
+            if head {
+                Rgb([225 - n, 180, 150])
+            } else if shirt {
+                Rgb([190 - n, 40, 45])
+            } else {
+                let t = if (x / 6 + y / 6) % 2 == 0 { 120 } else { 135 };
+                Rgb([t - n, t + 5, t])
+            }
+        });
+        (img, gt)
+    }
+
+    #[test]
+    fn a_click_on_the_shirt_selects_the_figure_with_its_head() {
+        let (img, gt) = figure();
+        let prep = PreparedImage::prepare(&img);
+        let answers = prep.first_click(&[[120.0, 105.0]], &[], true);
+        let mask = prep.render(&answers[0]);
+        let (mut inter, mut union) = (0, 0);
+        for (m, &g) in mask.as_raw().iter().zip(&gt) {
+            inter += (*m > 127 && g) as usize;
+            union += (*m > 127 || g) as usize;
+        }
+        let iou = inter as f32 / union as f32;
+        assert!(iou > 0.9, "the figure: IoU {iou}");
+        // The shirt alone is still offered.
+        assert!(answers.len() > 1, "{} answers", answers.len());
     }
 
     #[test]
