@@ -69,6 +69,7 @@ impl BuiltinPrepared {
             let correction = previous.map(|labels| classic::Correction {
                 previous: labels,
                 at: [click.dot.x as f32, click.dot.y as f32],
+                include: click.include,
             });
             Ok::<_, EngineError>(match correction {
                 None => {

@@ -42,10 +42,14 @@ const CLICK_W: f32 = 5.0;
 const INF: f32 = 1e7;
 /// The previous answer as a prior: the cost of flipping a pixel far (geodesically) from
 /// the new click, and the geodesic distance over which that cost builds up: `HOLD_REL`
-/// times the square root of the selection's area, kept within `HOLD_MIN..HOLD_MAX`.
-/// Near the click the cut is free to change things; far from it the old selection stays.
+/// (`HOLD_REL_RED` for a red click) times the square root of the selection's area, kept
+/// within `HOLD_MIN..HOLD_MAX`. Near the click the cut is free to change things; far
+/// from it the old selection stays. A green click asks for a missed part, which may
+/// reach far (a tail, an arm); a red click asks to take away what is wrong around it,
+/// and a far-reaching red click is what wipes out a good selection.
 const HOLD_W: f32 = 2.0;
-const HOLD_REL: f32 = 0.5;
+const HOLD_REL: f32 = 1.0;
+const HOLD_REL_RED: f32 = 0.5;
 const HOLD_MIN: f32 = 10.0;
 const HOLD_MAX: f32 = 100.0;
 
@@ -273,16 +277,18 @@ impl Level {
     }
 
     /// How firmly `labels` (this level's grid) hold against a new click at `click`
-    /// (full-resolution coordinates): free where the click is, dearer with geodesic
-    /// distance from it, so a correction changes the selection around the click.
-    pub fn hold(&self, labels: Vec<u8>, click: [f32; 2], full: (f32, f32)) -> Hold {
+    /// (full-resolution coordinates; green when `include`): free where the click is,
+    /// dearer with geodesic distance from it, so a correction changes the selection
+    /// around the click.
+    pub fn hold(&self, labels: Vec<u8>, click: [f32; 2], include: bool, full: (f32, f32)) -> Hold {
         let radius = (CLICK_R * self.w.max(self.h) as f32 / MAX_SIDE as f32).max(0.5);
         let seeds = self.pixels_near(&[click], full.0, full.1, radius);
         let dist = self.metric.distances(&seeds, 2);
         // The hold builds up over the selection's own scale: a correction of a small
         // object stays near it, one of a large object may reach across it.
         let area = labels.iter().filter(|&&l| l == 1).count() as f32;
-        let hs = (HOLD_REL * area.sqrt()).clamp(HOLD_MIN, HOLD_MAX);
+        let rel = if include { HOLD_REL } else { HOLD_REL_RED };
+        let hs = (rel * area.sqrt()).clamp(HOLD_MIN, HOLD_MAX);
         let cost = dist
             .iter()
             .map(|&d| HOLD_W * (1.0 - (-d / hs).exp()))
@@ -614,4 +620,33 @@ pub(super) fn flood(inside: &[bool], w: usize, h: usize, seeds: &[usize]) -> Vec
         }
     }
     seen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_green_click_loosens_the_old_selection_further_out_than_a_red_one() {
+        // A flat grey picture with a selected square: geodesic distance is plain
+        // distance, so only the click's colour differs between the two holds.
+        let (w, h) = (120, 90);
+        let level = Level::new(w, h, &vec![0.5; w * h * 3]);
+        let labels: Vec<u8> = (0..w * h)
+            .map(|p| ((20..80).contains(&(p % w)) && (15..75).contains(&(p / w))) as u8)
+            .collect();
+        let full = (w as f32, h as f32);
+        let green = level.hold(labels.clone(), [50.0, 45.0], true, full);
+        let red = level.hold(labels, [50.0, 45.0], false, full);
+        let far = 45 * w + 78;
+        assert!(green.cost[far] > 0.0);
+        assert!(
+            green.cost[far] < 0.75 * red.cost[far],
+            "green {} red {}",
+            green.cost[far],
+            red.cost[far]
+        );
+        let at_click = 45 * w + 50;
+        assert!(green.cost[at_click] < 0.1 && red.cost[at_click] < 0.1);
+    }
 }

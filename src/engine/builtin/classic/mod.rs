@@ -45,7 +45,9 @@ const LOCAL_R: usize = 3;
 /// How far (relative to the square root of the selection's area, and at least
 /// `GROW_MIN` working pixels) a green correction may add to the selection.
 const GROW_REL: f32 = 0.6;
-const GROW_MIN: f32 = 12.0;
+/// Small enough that a green dot on a tiny object cannot flood a patch larger than
+/// the object around it.
+const GROW_MIN: f32 = 4.0;
 
 /// A click on top of an earlier answer: the working-resolution labels it corrects.
 #[derive(Clone, Copy)]
@@ -54,6 +56,8 @@ pub struct Correction<'a> {
     pub previous: &'a [u8],
     /// The new dot, full-resolution coordinates.
     pub at: [f32; 2],
+    /// Whether the new dot is green (include) rather than red (exclude).
+    pub include: bool,
 }
 
 /// Per-image precomputation, done once at "initialize".
@@ -117,7 +121,7 @@ impl PreparedImage {
             || {
                 let hold = correction.map(|c| {
                     self.coarse
-                        .hold(self.downsample_fine(c.previous), c.at, full)
+                        .hold(self.downsample_fine(c.previous), c.at, c.include, full)
                 });
                 let constraints = Constraints {
                     hold: hold.as_ref(),
@@ -125,7 +129,7 @@ impl PreparedImage {
                 };
                 self.coarse.solve(green, red, full, constraints, ITERS)
             },
-            || correction.map(|c| self.fine.hold(c.previous.to_vec(), c.at, full)),
+            || correction.map(|c| self.fine.hold(c.previous.to_vec(), c.at, c.include, full)),
         );
         let labels = self.upsample_coarse(&coarse_labels);
         let free = self.fine_band(&labels, green, red, full);
