@@ -37,6 +37,9 @@ use level::{Band, Constraints, Level};
 const MAX_SIDE: u32 = 360;
 /// Graph-cut / colour-model iterations of the coarse solve.
 const ITERS: usize = 3;
+/// The same for a correction: it starts from the previous answer, whose colour models
+/// are already close, so one round fewer does.
+const CORRECTION_ITERS: usize = 2;
 /// Half-width of the free band of the fine solve (fine pixels).
 const BAND: usize = 8;
 /// Radius (working pixels) around a correction within which its changes must start:
@@ -127,7 +130,12 @@ impl PreparedImage {
                     hold: hold.as_ref(),
                     ..Default::default()
                 };
-                self.coarse.solve(green, red, full, constraints, ITERS)
+                let iters = if correction.is_some() {
+                    CORRECTION_ITERS
+                } else {
+                    ITERS
+                };
+                self.coarse.solve(green, red, full, constraints, iters)
             },
             || correction.map(|c| self.fine.hold(c.previous.to_vec(), c.at, c.include, full)),
         );
